@@ -1,0 +1,86 @@
+# Waymark task runner. `make run` and `make test` are the README's two commands.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+RASA_VENV := .venv-rasa
+APP_PY := $(VENV)/bin/python
+RASA := $(RASA_VENV)/bin/rasa
+# Custom NLU components (components/, safety/) are imported from the repo root.
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+export WAYMARK_ACTIONS_PORT ?= 5055
+# pip is quiet here; its full log goes to var/log/pip-*.log.
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+RASA_DATA := domain.yml config.yml $(shell find data -name '*.yml')
+
+.PHONY: help setup train run chat test lint validate test-stories test-py bench clean
+
+help:
+	@echo "make run    set up, train if needed, start the assistant and chat in the terminal"
+	@echo "make test   set up, train if needed, and run every check and test"
+	@echo "make train  train the model (skipped when data, domain and config are unchanged)"
+	@echo "make chat   chat with an assistant that is already running"
+	@echo "make bench  run the benchmarks in bench/"
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/app-constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "Waymark's app needs Python 3.11 or newer: set PYTHON=/path/to/python3.11"; exit 1; }
+	@mkdir -p var/log
+	@echo "Setting up the app environment ($(VENV))..."
+	@test -x $(APP_PY) || $(PYTHON) -m venv $(VENV)
+	@$(APP_PY) -m pip install $(PIP_FLAGS) -c requirements/app-constraints.txt -e '.[dev]' \
+	  --log var/log/pip-app.log 2>&1 | grep -v '^WARNING: Location' || true
+	@$(APP_PY) -c 'import rasa_sdk, yaml, httpx, pytest' || { echo "App install failed: see var/log/pip-app.log"; exit 1; }
+	@touch $@
+
+$(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-constraints.txt
+	@mkdir -p var/log
+	@echo "Setting up the Rasa environment ($(RASA_VENV), Python 3.10; the first time takes a few minutes)..."
+	@test -x $(RASA_VENV)/bin/python || { PY310=$$(scripts/find-python310) && $$PY310 -m venv $(RASA_VENV); }
+	@$(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) -c requirements/rasa-constraints.txt -r requirements/rasa.txt \
+	  --log var/log/pip-rasa.log 2>&1 | grep -v '^WARNING: Location\|DEPRECATION' || true
+	@$(RASA) --version >/dev/null || { echo "Rasa install failed: see var/log/pip-rasa.log"; exit 1; }
+	@touch $@
+
+# Rasa compares fingerprints and skips training when nothing changed; the stamp
+# saves even starting it.
+models/.trained: $(RASA_VENV)/.installed $(RASA_DATA) components/*.py safety/*.py safety/*.yml
+	@echo "Training the model (a few minutes)..."
+	@$(RASA) train --quiet --fixed-model-name waymark --out models
+	@touch $@
+
+train: models/.trained
+
+run: setup train
+	@$(APP_PY) -m bot run
+
+chat: setup
+	@$(APP_PY) -m bot chat
+
+validate: $(RASA_VENV)/.installed
+	@$(APP_PY) scripts/validate_data.py
+
+lint: $(VENV)/.installed
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+# Test stories run against the real action server (the forms need it).
+test-stories: setup train
+	@$(APP_PY) -m tests.run_stories
+
+test-py: setup train
+	@$(VENV)/bin/pytest
+
+test: setup lint validate train test-stories test-py
+
+bench: setup train
+	@$(APP_PY) bench/nlu.py
+	@$(APP_PY) bench/safety.py
+
+clean:
+	rm -rf models var/log .pytest_cache

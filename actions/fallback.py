@@ -1,0 +1,41 @@
+"""When the assistant doesn't understand: rephrase once, then offer a person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import content
+
+
+def misunderstandings_in_a_row(events: list[dict[str, Any]]) -> int:
+    """How many user messages in a row, up to and including this one, the fallback answered."""
+    answered_by_fallback: list[bool] = []
+    for event in events:
+        if event.get("event") == "user":
+            answered_by_fallback.append(False)
+        elif event.get("event") == "action" and event.get("name") == "action_fallback":
+            if answered_by_fallback:
+                answered_by_fallback[-1] = True
+    if answered_by_fallback:
+        answered_by_fallback[-1] = True  # this action is answering the latest message
+    count = 0
+    for answered in reversed(answered_by_fallback):
+        if not answered:
+            break
+        count += 1
+    return count
+
+
+class ActionFallback(Action):
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        if misunderstandings_in_a_row(tracker.events) >= 2:
+            return content.send(dispatcher, "assistant.fallback_offer_person")
+        return content.send(dispatcher, "assistant.fallback")

@@ -1,0 +1,1 @@
+"""Waymark's app: the gateway around the Rasa dialogue engine."""
