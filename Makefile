@@ -69,9 +69,9 @@ lint: $(VENV)/.installed
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-# Test stories run against the real action server (the forms need it).
+# Conversation test stories (tests/test_stories_*.yml): predicted actions must match.
 test-stories: setup train
-	@$(APP_PY) -m tests.run_stories
+	@$(RASA) test core --stories tests --model models/waymark.tar.gz --fail-on-prediction-errors --out var/results/stories --quiet
 
 test-py: setup train
 	@$(VENV)/bin/pytest

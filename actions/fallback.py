@@ -16,9 +16,12 @@ def misunderstandings_in_a_row(events: list[dict[str, Any]]) -> int:
     for event in events:
         if event.get("event") == "user":
             answered_by_fallback.append(False)
-        elif event.get("event") == "action" and event.get("name") == "action_fallback":
-            if answered_by_fallback:
-                answered_by_fallback[-1] = True
+        elif (
+            event.get("event") == "action"
+            and event.get("name") == "action_fallback"
+            and answered_by_fallback
+        ):
+            answered_by_fallback[-1] = True
     if answered_by_fallback:
         answered_by_fallback[-1] = True  # this action is answering the latest message
     count = 0

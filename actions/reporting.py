@@ -13,10 +13,22 @@ from actions.messages import latest_text
 
 # What the person asked about comes first; then the crime type; then the overview.
 ASKED_ABOUT: list[tuple[str, str]] = [
-    (r"deaf|can'?t (speak|talk|hear)|speech|sign language|\bbsl\b|textphone|relay", "report.deaf_access"),
-    (r"anonym|without (giving )?my name|no name|not give my name|don'?t want .{0,20}know it was me|crimestoppers|secret", "report.anonymous"),
-    (r"years ago|long time ago|historic|non.?recent|as a child|when i was (a kid|young|little|\d+)|ages ago", "report.years_ago"),
-    (r"for (a|my) (friend|mate|sister|brother|daughter|son|child|mum|dad)|on (their|her|his) behalf|someone else|third.?party|through (an? )?(isva|idva|charity|someone)", "report.through_someone"),
+    (
+        r"deaf|can'?t (speak|talk|hear)|speech|sign language|\bbsl\b|textphone|relay",
+        "report.deaf_access",
+    ),
+    (
+        r"anonym|without (giving )?my name|no name|not give my name|don'?t want .{0,20}know it was me|crimestoppers|secret",
+        "report.anonymous",
+    ),
+    (
+        r"years ago|long time ago|historic|non.?recent|as a child|when i was (a kid|young|little|\d+)|ages ago",
+        "report.years_ago",
+    ),
+    (
+        r"for (a|my) (friend|mate|sister|brother|daughter|son|child|mum|dad)|on (their|her|his) behalf|someone else|third.?party|through (an? )?(isva|idva|charity|someone)",
+        "report.through_someone",
+    ),
 ]
 BY_CRIME_TYPE = {
     "hate_crime": "report.hate_crime",

@@ -13,7 +13,9 @@ from rasa_sdk.types import DomainDict
 from actions import content
 from actions.dates import add_months, long_date, parse_past_date
 
-REVIEW_WINDOW_MONTHS = 3  # both schemes: "within 3 months of being told" (content/right_to_review.yml)
+REVIEW_WINDOW_MONTHS = (
+    3  # both schemes: "within 3 months of being told" (content/right_to_review.yml)
+)
 SCHEME_BY_DECISION_MAKER = {"police": "rtr.police", "cps": "rtr.cps", "not_sure": "rtr.not_sure"}
 
 

@@ -31,7 +31,10 @@ TOPICS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         [
             (r"enhanced|vulnerable|intimidated|serious crime", "rights.enhanced"),
             (r"personal statement|\bvps\b|impact statement", "rights.vps"),
-            (r"contact scheme|\bvcs\b|liaison officer|released from prison|parole", "rights.victim_contact_scheme"),
+            (
+                r"contact scheme|\bvcs\b|liaison officer|released from prison|parole",
+                "rights.victim_contact_scheme",
+            ),
             (r"updat|how often|hear from|told when|keep me informed", "rights.updates"),
         ],
     ),
@@ -39,15 +42,24 @@ TOPICS: dict[str, tuple[str, list[tuple[str, str]]]] = {
         "court.overview",
         [
             (r"expense|travel|cost|pay|wage|earning|time off|childcare|money", "court.expenses"),
-            (r"special measure|screen|live link|video|see (him|her|them)|same room|pre.?record|intermediar", "court.special_measures"),
+            (
+                r"special measure|screen|live link|video|see (him|her|them)|same room|pre.?record|intermediar",
+                "court.special_measures",
+            ),
             (r"witness care", "court.witness_care_unit"),
-            (r"witness service|visit|look round|look around|someone with me", "court.witness_service"),
+            (
+                r"witness service|visit|look round|look around|someone with me",
+                "court.witness_service",
+            ),
         ],
     ),
     "ask_compensation": (
         "compensation.overview",
         [
-            (r"compensation order|court order|order (him|her|them) to pay|pay me back", "compensation.court_order"),
+            (
+                r"compensation order|court order|order (him|her|them) to pay|pay me back",
+                "compensation.court_order",
+            ),
             (r"cica|criminal injur|injur", "compensation.cica"),
         ],
     ),

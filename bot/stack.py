@@ -42,7 +42,9 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def _process(cmd: list[str], log_path: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    cmd: list[str], log_path: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -76,11 +78,22 @@ def _wait_until(
 @contextmanager
 def action_server(settings: Settings) -> Iterator[str]:
     log = ROOT / "var" / "log" / "actions.log"
-    cmd = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(settings.actions_port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rasa_sdk",
+        "--actions",
+        "actions",
+        "-p",
+        str(settings.actions_port),
+    ]
     with _process(cmd, log, _env(settings)) as proc:
         _wait_until(
             lambda: httpx.get(f"{settings.actions_url}/health", timeout=2).status_code == 200,
-            proc, "The action server", log, settings.startup_timeout,
+            proc,
+            "The action server",
+            log,
+            settings.startup_timeout,
         )
         yield settings.actions_url
 
@@ -90,13 +103,24 @@ def rasa_server(settings: Settings, model: Path | None = None) -> Iterator[str]:
     log = ROOT / "var" / "log" / "rasa.log"
     token = settings.rasa_token.get_secret_value()
     cmd = [
-        str(settings.rasa_venv / "bin" / "rasa"), "run",
-        "--enable-api", "--auth-token", token,
-        "--interface", settings.host, "--port", str(settings.rasa_port),
-        "--model", str(model or latest_model(settings)),
-        "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+        str(settings.rasa_venv / "bin" / "rasa"),
+        "run",
+        "--enable-api",
+        "--auth-token",
+        token,
+        "--interface",
+        settings.host,
+        "--port",
+        str(settings.rasa_port),
+        "--model",
+        str(model or latest_model(settings)),
+        "--endpoints",
+        "endpoints.yml",
+        "--credentials",
+        "credentials.yml",
     ]
     with _process(cmd, log, _env(settings)) as proc:
+
         def ready() -> bool:
             r = httpx.get(f"{settings.rasa_url}/status", params={"token": token}, timeout=2)
             return r.status_code == 200 and bool(r.json().get("model_file"))

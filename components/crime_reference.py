@@ -8,7 +8,7 @@ Other forces use other formats, so the pattern and output format are config.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -21,14 +21,12 @@ from rasa.shared.nlu.training_data.message import Message
 ENTITY = "crime_reference"
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class CrimeReferenceExtractor(GraphComponent, EntityExtractorMixin):
     """Regex extractor with a configurable pattern and normalised value."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {
             # Named groups are joined by `format`; digits may be split by
             # spaces, slashes, hyphens or dots.
@@ -36,21 +34,21 @@ class CrimeReferenceExtractor(GraphComponent, EntityExtractorMixin):
             "format": "{number}/{year}",
         }
 
-    def __init__(self, config: Dict[Text, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self._pattern = re.compile(config["pattern"])
         self._format = config["format"]
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "CrimeReferenceExtractor":
+    ) -> CrimeReferenceExtractor:
         return cls(config)
 
-    def extract(self, text: Text) -> List[Dict[Text, Any]]:
+    def extract(self, text: str) -> list[dict[str, Any]]:
         return [
             {
                 "entity": ENTITY,
@@ -63,12 +61,10 @@ class CrimeReferenceExtractor(GraphComponent, EntityExtractorMixin):
             for match in self._pattern.finditer(text)
         ]
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             found = self.extract(message.get(TEXT) or "")
             if found:
-                others = [
-                    e for e in message.get(ENTITIES, []) if e.get("entity") != ENTITY
-                ]
+                others = [e for e in message.get(ENTITIES, []) if e.get("entity") != ENTITY]
                 message.set(ENTITIES, others + found, add_to_output=True)
         return messages

@@ -8,7 +8,7 @@ same ones the gateway uses). Its verdict is added to every parse result under
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -24,7 +24,7 @@ EMERGENCY_INTENT = "emergency"
 SELF_HARM_INTENT = "self_harm_risk"
 
 
-def intent_for(assessment: Assessment) -> Optional[Text]:
+def intent_for(assessment: Assessment) -> str | None:
     """The intent a safety verdict forces, or None to keep the classifier's."""
     if assessment.kind == "danger" and assessment.tier == Tier.EMERGENCY:
         return EMERGENCY_INTENT
@@ -33,27 +33,25 @@ def intent_for(assessment: Assessment) -> Optional[Text]:
     return None
 
 
-@DefaultV1Recipe.register(
-    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
-)
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class SafetyClassifier(GraphComponent, IntentClassifier):
     """Forces `emergency` / `self_harm_risk` when the safety patterns fire."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> dict[str, Any]:
         return {}
 
     @classmethod
     def create(
         cls,
-        config: Dict[Text, Any],
+        config: dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> "SafetyClassifier":
+    ) -> SafetyClassifier:
         return cls()
 
-    def process(self, messages: List[Message]) -> List[Message]:
+    def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             text = message.get(TEXT) or ""
             assessment = assess(text)
@@ -74,9 +72,7 @@ class SafetyClassifier(GraphComponent, IntentClassifier):
             if previous.get("name") == forced:
                 continue
             verdict = {"name": forced, "confidence": 1.0}
-            ranking = [
-                r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != forced
-            ]
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != forced]
             message.set(INTENT, verdict, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [verdict, *ranking], add_to_output=True)
         return messages

@@ -1,0 +1,218 @@
+"""Actions that send content: stages, topics, reporting, support, safety, MORE, fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from actions import content
+from actions.fallback import ActionFallback, misunderstandings_in_a_row
+from actions.more import ActionMore
+from actions.not_yet import (
+    ActionCaseUpdate,
+    ActionForgetMe,
+    ActionRequestHuman,
+    ActionUpdatePreferences,
+)
+from actions.reporting import ActionExplainReportingOptions, reporting_key
+from actions.safety_replies import ActionSafetyReply
+from actions.stages import ActionExplainStage
+from actions.support import ActionSupportServices, support_key
+from actions.topics import TOPICS, ActionAnswerTopic, topic_key
+from tests.factories import run, tracker, user_event
+
+STAGES = [
+    "report",
+    "investigation",
+    "arrest",
+    "bail",
+    "released_under_investigation",
+    "charge",
+    "no_further_action",
+    "out_of_court_disposal",
+    "first_hearing",
+    "plea",
+    "trial",
+    "verdict",
+    "sentencing",
+    "appeal",
+    "parole",
+]
+
+
+def texts(messages: list[dict]) -> list[str]:
+    return [m.get("text") or "" for m in messages]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_is_explained_with_more_to_follow(stage: str) -> None:
+    messages, events = run(
+        ActionExplainStage(), tracker("ask_cjs_stage", entities={"cjs_stage": stage})
+    )
+    entry = content.item(f"stage.{stage}")
+    assert texts(messages) == [content.with_more_prompt(entry.parts[0])]
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": "more_key", "value": f"stage.{stage}"},
+        {"event": "slot", "timestamp": None, "name": "more_index", "value": 1.0},
+    ]
+
+
+def test_no_stage_named_asks_which_with_buttons() -> None:
+    messages, events = run(ActionExplainStage(), tracker("ask_cjs_stage", "what happens next"))
+    assert [m["response"] for m in messages] == ["utter_ask_which_stage"]
+    assert events == []
+
+
+def test_more_sends_the_next_part_then_says_when_there_is_no_more() -> None:
+    entry = content.item("stage.charge")
+    messages, events = run(
+        ActionMore(), tracker("more", "MORE", slots={"more_key": "stage.charge", "more_index": 1.0})
+    )
+    expected = entry.parts[1] if len(entry.parts) == 2 else content.with_more_prompt(entry.parts[1])
+    assert texts(messages) == [expected]
+    last = len(entry.parts) - 1
+    messages, events = run(
+        ActionMore(),
+        tracker("more", "MORE", slots={"more_key": "stage.charge", "more_index": float(last)}),
+    )
+    assert texts(messages) == [entry.parts[last]]
+    assert [e["value"] for e in events] == [None, None]
+    messages, _ = run(ActionMore(), tracker("more", "more"))
+    assert [m["response"] for m in messages] == ["utter_more_none"]
+
+
+@pytest.mark.parametrize("intent", ["emergency", "self_harm_risk"])
+def test_safety_reply_sends_999_first_and_every_part_at_once(intent: str) -> None:
+    messages, events = run(ActionSafetyReply(), tracker(intent, "he's outside"))
+    sent = texts(messages)
+    assert [e["name"] for e in events] == ["more_key", "more_index"]
+    assert sent[0].startswith("If you are in danger now, call 999.")
+    key = "safety.emergency" if intent == "emergency" else "safety.self_harm"
+    assert sent == list(content.item(key).parts)
+    assert "MORE" not in " ".join(sent)
+
+
+def test_emergency_reply_gives_the_silent_solution() -> None:
+    messages, _ = run(ActionSafetyReply(), tracker("emergency", "help"))
+    assert "55" in messages[0]["text"]
+
+
+def test_self_harm_reply_gives_samaritans_and_shout() -> None:
+    messages, _ = run(ActionSafetyReply(), tracker("self_harm_risk", "i want to end it"))
+    everything = " ".join(texts(messages))
+    assert "116 123" in everything and "85258" in everything
+
+
+@pytest.mark.parametrize(
+    ("intent", "text", "key"),
+    [
+        ("ask_court_support", "will i get travel expenses", "court.expenses"),
+        ("ask_court_support", "can i have a screen so i dont see him", "court.special_measures"),
+        ("ask_court_support", "what happens at court", "court.overview"),
+        ("ask_compensation", "how do i claim from cica", "compensation.cica"),
+        ("ask_victims_rights", "what are enhanced rights", "rights.enhanced"),
+        ("ask_victims_rights", "how often should they update me", "rights.updates"),
+        ("ask_victims_rights", "what is the victims code", "rights.overview"),
+        ("bot_challenge", "are you a bot", "assistant.bot_challenge"),
+        ("withdraw_from_case", "i want to drop it", "assistant.withdraw"),
+        ("express_distress", "i cant cope", "safety.distress"),
+    ],
+)
+def test_topics_pick_the_most_specific_item(intent: str, text: str, key: str) -> None:
+    assert topic_key(intent, text) == key
+    messages, _ = run(ActionAnswerTopic(), tracker(intent, text))
+    assert texts(messages)[0].startswith(content.item(key).parts[0])
+
+
+def test_every_topic_key_exists() -> None:
+    keys = content.catalogue()
+    for default, refinements in TOPICS.values():
+        assert default in keys
+        assert all(key in keys for _, key in refinements)
+
+
+@pytest.mark.parametrize(
+    ("text", "crime_type", "key"),
+    [
+        ("can i report without giving my name", None, "report.anonymous"),
+        ("it happened years ago can i still report", None, "report.years_ago"),
+        ("im deaf how do i contact the police", None, "report.deaf_access"),
+        ("how do i report it", "hate_crime", "report.hate_crime"),
+        ("how do i report it", "fraud", "report.fraud"),
+        ("how do i report it", "cyber_crime", "report.fraud"),
+        ("how do i report it", "sexual_violence", "report.sexual_violence"),
+        ("how do i report it", "burglary", "report.overview"),
+        ("can i report it for my friend", None, "report.through_someone"),
+    ],
+)
+def test_reporting_options_fit_the_question_and_crime(
+    text: str, crime_type: str | None, key: str
+) -> None:
+    assert reporting_key(text, crime_type) == key
+    messages, _ = run(
+        ActionExplainReportingOptions(),
+        tracker("ask_reporting_options", text, slots={"crime_type": crime_type}),
+    )
+    assert texts(messages)[0].startswith(content.item(key).parts[0])
+
+
+def test_reporting_never_asks_for_a_name() -> None:
+    for key, entry in content.catalogue().items():
+        if key.startswith("report."):
+            assert "your name?" not in " ".join(entry.parts).lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "crime_type", "key"),
+    [
+        ("who can help me", None, "support.general"),
+        ("who can help me", "domestic_abuse", "support.domestic_abuse"),
+        ("who can help me", "harassment", "support.stalking"),
+        ("is there support for my daughter", "assault", "support.children"),
+    ],
+)
+def test_support_services_by_crime_type(text: str, crime_type: str | None, key: str) -> None:
+    assert support_key(text, crime_type) == key
+    messages, _ = run(
+        ActionSupportServices(),
+        tracker("ask_support_services", text, slots={"crime_type": crime_type}),
+    )
+    assert texts(messages)[0].startswith(content.item(key).parts[0])
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [
+        (ActionCaseUpdate(), "assistant.case_update_unavailable"),
+        (ActionRequestHuman(), "assistant.human_unavailable"),
+        (ActionUpdatePreferences(), "assistant.preferences_unavailable"),
+        (ActionForgetMe(), "assistant.forget_me_unavailable"),
+    ],
+)
+def test_features_still_to_come_say_what_to_do_instead(action, key: str) -> None:
+    messages, _ = run(action, tracker("request_case_update", "any news"))
+    assert texts(messages)[0].startswith(content.item(key).parts[0])
+
+
+def _fallback_turn(text: str) -> list[dict]:
+    return [user_event("nlu_fallback", text), {"event": "action", "name": "action_fallback"}]
+
+
+def test_first_misunderstanding_asks_to_rephrase_second_offers_a_person() -> None:
+    first = tracker("nlu_fallback", "blah")
+    assert misunderstandings_in_a_row(first.events) == 1
+    messages, _ = run(ActionFallback(), first)
+    assert texts(messages)[0].startswith(content.item("assistant.fallback").parts[0])
+
+    second = tracker("nlu_fallback", "blah again", events=_fallback_turn("blah"))
+    assert misunderstandings_in_a_row(second.events) == 2
+    messages, _ = run(ActionFallback(), second)
+    assert texts(messages)[0].startswith(content.item("assistant.fallback_offer_person").parts[0])
+
+
+def test_an_understood_message_resets_the_count() -> None:
+    events = [
+        *_fallback_turn("blah"),
+        user_event("greet", "hi"),
+        {"event": "action", "name": "action_answer_topic"},
+    ]
+    assert misunderstandings_in_a_row(tracker("nlu_fallback", "blah", events=events).events) == 1

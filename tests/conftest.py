@@ -1,0 +1,57 @@
+"""Shared fixtures. The `rasa_stack` fixture runs the real trained model and action server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.config import Settings
+from bot.stack import running_stack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RasaStack:
+    url: str
+    token: str
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+
+    def parse(self, text: str) -> dict[str, Any]:
+        r = self.client.post(
+            f"{self.url}/model/parse", params={"token": self.token}, json={"text": text}
+        )
+        r.raise_for_status()
+        return r.json()
+
+    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+        r = self.client.post(
+            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+        )
+        r.raise_for_status()
+        return r.json()
+
+    def tracker(self, sender: str) -> dict[str, Any]:
+        r = self.client.get(
+            f"{self.url}/conversations/{sender}/tracker", params={"token": self.token}
+        )
+        r.raise_for_status()
+        return r.json()
+
+
+@pytest.fixture(scope="session")
+def rasa_stack() -> Iterator[RasaStack]:
+    settings = Settings(rasa_port=free_port(), actions_port=free_port())
+    with running_stack(settings) as url:
+        stack = RasaStack(url=url, token=settings.rasa_token.get_secret_value())
+        yield stack
+        stack.client.close()
