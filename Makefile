@@ -10,6 +10,9 @@ RASA := $(RASA_VENV)/bin/rasa
 # Custom NLU components (components/, safety/) are imported from the repo root.
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
+# The sentence-embedding weights ship in a package; nothing is fetched at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
 export WAYMARK_ACTIONS_PORT ?= 5055
 # pip is quiet here; its full log goes to var/log/pip-*.log.
 PIP_FLAGS := --disable-pip-version-check --quiet
@@ -38,13 +41,16 @@ $(VENV)/.installed: pyproject.toml requirements/app-constraints.txt
 	@$(APP_PY) -c 'import rasa_sdk, yaml, httpx, pytest' || { echo "App install failed: see var/log/pip-app.log"; exit 1; }
 	@touch $@
 
-$(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-constraints.txt
+$(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-constraints.txt requirements/rasa-weights.txt requirements/rasa-weights.sha256
 	@mkdir -p var/log
 	@echo "Setting up the Rasa environment ($(RASA_VENV), Python 3.10; the first time takes a few minutes)..."
 	@test -x $(RASA_VENV)/bin/python || { PY310=$$(scripts/find-python310) && $$PY310 -m venv $(RASA_VENV); }
 	@$(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) -c requirements/rasa-constraints.txt -r requirements/rasa.txt \
 	  --log var/log/pip-rasa.log 2>&1 | grep -v '^WARNING: Location\|DEPRECATION' || true
+	@$(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r requirements/rasa-weights.txt \
+	  --log var/log/pip-rasa.log 2>&1 | grep -v '^WARNING: Location' || true
 	@$(RASA) --version >/dev/null || { echo "Rasa install failed: see var/log/pip-rasa.log"; exit 1; }
+	@scripts/check-weights
 	@touch $@
 
 # Rasa compares fingerprints and skips training when nothing changed; the stamp

@@ -38,6 +38,7 @@ def _env(settings: Settings) -> dict[str, str]:
     env["WAYMARK_ACTIONS_PORT"] = str(settings.actions_port)
     env["SANIC_HOST"] = settings.host  # rasa-sdk binds to this
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["HF_HUB_OFFLINE"] = env["TRANSFORMERS_OFFLINE"] = "1"  # the weights ship in a package
     return env
 
 

@@ -1,7 +1,7 @@
 """Tests for the rule-based safety layer (safety/).
 
 Corpus-level checks use tests/data/safety_corpus.yml; the unit tests pin the
-modifier and strong-signal rules from shared/reference/safety-signals.md section 4.
+modifier and strong-signal rules from docs/reference/safety-signals.md section 4.
 """
 
 from __future__ import annotations
