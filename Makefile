@@ -13,7 +13,6 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # The sentence-embedding weights ship in a package; nothing is fetched at run time.
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export WAYMARK_ACTIONS_PORT ?= 5055
 # pip is quiet here; its full log goes to var/log/pip-*.log.
 PIP_FLAGS := --disable-pip-version-check --quiet
 

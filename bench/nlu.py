@@ -29,7 +29,6 @@ from tests.test_nlu_holdout import HOLDOUT, SAFETY_INTENTS, examples, plain
 
 def train(config: Path, out: Path) -> tuple[Path, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RASA_CACHE_DIRECTORY": str(out / "cache")}
-    env.setdefault("WAYMARK_ACTIONS_PORT", "5055")
     start = time.perf_counter()
     subprocess.run(
         [

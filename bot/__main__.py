@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     chat = sub.add_parser("chat", help="chat with a running Rasa server")
     chat.add_argument("--url", default=None, help="Rasa's URL (default: from settings)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
 
     settings = get_settings()
     if args.command == "chat":

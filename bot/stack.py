@@ -35,7 +35,6 @@ def latest_model(settings: Settings) -> Path:
 def _env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["WAYMARK_ACTIONS_PORT"] = str(settings.actions_port)
     env["SANIC_HOST"] = settings.host  # rasa-sdk binds to this
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["HF_HUB_OFFLINE"] = env["TRANSFORMERS_OFFLINE"] = "1"  # the weights ship in a package
@@ -99,6 +98,14 @@ def action_server(settings: Settings) -> Iterator[str]:
         yield settings.actions_url
 
 
+def _endpoints_file(settings: Settings) -> Path:
+    """endpoints.yml pointing at this run's action server port."""
+    path = ROOT / "var" / f"endpoints-{settings.rasa_port}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'action_endpoint:\n  url: "{settings.actions_url}/webhook"\n')
+    return path
+
+
 @contextmanager
 def rasa_server(settings: Settings, model: Path | None = None) -> Iterator[str]:
     log = ROOT / "var" / "log" / "rasa.log"
@@ -116,7 +123,7 @@ def rasa_server(settings: Settings, model: Path | None = None) -> Iterator[str]:
         "--model",
         str(model or latest_model(settings)),
         "--endpoints",
-        "endpoints.yml",
+        str(_endpoints_file(settings)),
         "--credentials",
         "credentials.yml",
     ]
