@@ -1,5 +1,6 @@
-"""NLU benchmark: training time, model size, held-out accuracy and macro-F1, top confusions,
-safety recall and false-positive rate, /model/parse latency, Rasa server memory.
+"""NLU benchmark: training time, model size, accuracy and macro-F1 on the held-out and blind
+sets, top confusions, safety recall and false-positive rate, /model/parse latency, Rasa
+server memory.
 
 Run from the repo root: `.venv/bin/python bench/nlu.py` (or `make bench`).
 `--config FILE` benchmarks another pipeline; `--no-train` reuses the newest model.
@@ -25,6 +26,9 @@ from bot.config import ROOT, Settings
 from bot.stack import latest_model, rasa_server
 from tests.conftest import free_port
 from tests.test_nlu_holdout import HOLDOUT, SAFETY_INTENTS, examples, plain
+
+# Written without sight of the training data or the held-out set; never used for tuning.
+BLIND = ROOT / "bench" / "data" / "nlu_blind.yml"
 
 
 def train(config: Path, out: Path) -> tuple[Path, float]:
@@ -76,6 +80,24 @@ def macro_f1(pairs: list[tuple[str, str]]) -> float:
     return sum(scores) / len(scores)
 
 
+def report(name: str, pairs: list[tuple[str, str]]) -> None:
+    accuracy = sum(g == p for g, p in pairs) / len(pairs)
+    print(f"{name} set:  {len(pairs)} messages")
+    print(f"  intent accuracy:   {accuracy:.3f}")
+    print(f"  intent macro-F1:   {macro_f1(pairs):.3f}")
+    confusions = Counter((g, p) for g, p in pairs if g != p).most_common(8)
+    print(
+        "  top confusions:    "
+        + (", ".join(f"{g}->{p} x{n}" for (g, p), n in confusions) or "none")
+    )
+    safety = [p for g, p in pairs if g in SAFETY_INTENTS]
+    others = [p for g, p in pairs if g not in SAFETY_INTENTS]
+    recall = sum(p in SAFETY_INTENTS for p in safety) / len(safety)
+    false_positive = sum(p in SAFETY_INTENTS for p in others) / len(others)
+    print(f"  safety recall:     {recall:.3f} ({len(safety)} emergency/self-harm messages)")
+    print(f"  safety false-pos.: {false_positive:.3f} ({len(others)} other messages)")
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
@@ -106,24 +128,11 @@ def main() -> int:
                 r.raise_for_status()
                 return r.json()
 
-            held = [(intent, plain(text)) for intent, text in examples(HOLDOUT)]
-            pairs = [(gold, parse(text)["intent"]["name"]) for gold, text in held]
-            accuracy = sum(g == p for g, p in pairs) / len(pairs)
-            print(f"held-out examples:   {len(pairs)}")
-            print(f"intent accuracy:     {accuracy:.3f}")
-            print(f"intent macro-F1:     {macro_f1(pairs):.3f}")
-            confusions = Counter((g, p) for g, p in pairs if g != p).most_common(8)
-            print(
-                "top confusions:      "
-                + (", ".join(f"{g}->{p} x{n}" for (g, p), n in confusions) or "none")
-            )
-
-            safety = [(g, p) for g, p in pairs if g in SAFETY_INTENTS]
-            others = [(g, p) for g, p in pairs if g not in SAFETY_INTENTS]
-            recall = sum(p in SAFETY_INTENTS for _, p in safety) / len(safety)
-            false_positive = sum(p in SAFETY_INTENTS for _, p in others) / len(others)
-            print(f"safety recall:       {recall:.3f} ({len(safety)} emergency/self-harm messages)")
-            print(f"safety false-pos.:   {false_positive:.3f} ({len(others)} other messages)")
+            held: list[tuple[str, str]] = []
+            for name, path in (("held-out", HOLDOUT), ("blind", BLIND)):
+                batch = [(intent, plain(text)) for intent, text in examples(path)]
+                report(name, [(gold, parse(text)["intent"]["name"]) for gold, text in batch])
+                held += batch
 
             texts = [text for _, text in held]
             latencies = []
