@@ -74,78 +74,30 @@ def _wrap(pattern: str) -> str:
     return _LEAD + "(?:" + pattern + ")" + _TRAIL
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Signal:
-    __slots__ = (
-        "history",
-        "id",
-        "kind",
-        "needs_company",
-        "present_tier",
-        "regex",
-        "strong",
-        "tier",
-        "with_company_tier",
-    )
-
-    def __init__(
-        self,
-        *,
-        id: str,
-        kind: str,
-        tier: Tier,
-        strong: bool,
-        history: bool,
-        needs_company: bool,
-        with_company_tier: Tier | None,
-        present_tier: Tier | None,
-        regex: Pattern[str],
-    ) -> None:
-        self.id = id
-        self.present_tier = present_tier
-        self.kind = kind
-        self.tier = tier
-        self.strong = strong
-        self.history = history
-        self.needs_company = needs_company
-        self.with_company_tier = with_company_tier
-        self.regex = regex
+    id: str
+    kind: str
+    tier: Tier
+    strong: bool
+    history: bool
+    needs_company: bool
+    with_company_tier: Tier | None
+    present_tier: Tier | None
+    regex: Pattern[str]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Modifier:
-    __slots__ = (
-        "applies_to",
-        "cancelled_by_present",
-        "floor",
-        "history_floor",
-        "id",
-        "lower_by",
-        "regex",
-        "requires",
-        "scope",
-    )
-
-    def __init__(
-        self,
-        *,
-        id: str,
-        scope: str,
-        lower_by: int,
-        history_floor: bool,
-        floor: Tier,
-        cancelled_by_present: bool,
-        applies_to: frozenset[str],
-        requires: str | None,
-        regex: Pattern[str],
-    ) -> None:
-        self.id = id
-        self.scope = scope
-        self.lower_by = lower_by
-        self.history_floor = history_floor
-        self.floor = floor
-        self.cancelled_by_present = cancelled_by_present
-        self.applies_to = applies_to
-        self.requires = requires
-        self.regex = regex
+    id: str
+    scope: str
+    lower_by: int
+    history_floor: bool
+    floor: Tier
+    cancelled_by_present: bool
+    applies_to: frozenset[str]
+    requires: str | None
+    regex: Pattern[str]
 
 
 class _Rules:
