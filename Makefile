@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # pip is quiet here; its full log goes to var/log/pip-*.log.
-PIP_FLAGS := --disable-pip-version-check --quiet
+PIP_FLAGS := --disable-pip-version-check --quiet --progress-bar off
 
 RASA_DATA := domain.yml config.yml $(shell find data -name '*.yml')
 
