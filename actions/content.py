@@ -7,17 +7,15 @@ the rest follow when the person replies MORE.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-CONTENT_DIR = Path(os.environ.get("WAYMARK_CONTENT_DIR", Path(__file__).parent.parent / "content"))
+CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 MORE_PROMPT = "Reply MORE for more details."
 
 
@@ -69,21 +67,16 @@ def send(
     start: int = 0,
     all_parts: bool = False,
     fields: dict[str, str] | None = None,
-    **message: Any,
 ) -> list[EventType]:
-    """Send an item's part `start` (or every part) and remember where MORE continues.
-
-    Extra keyword arguments (such as `buttons`) go with the last message sent.
-    """
+    """Send an item's part `start` (or every part) and remember where MORE continues."""
     entry = item(key)
     fields = fields or {}
     end = len(entry.parts) if all_parts else start + 1
     for index in range(start, end):
         text = entry.part(index, **fields)
-        last = index == end - 1
-        if last and end < len(entry.parts):
+        if index == end - 1 and end < len(entry.parts):
             text = with_more_prompt(text)
-        dispatcher.utter_message(text=text, **(message if last else {}))
+        dispatcher.utter_message(text=text)
     if end < len(entry.parts):
         return [SlotSet("more_key", key), SlotSet("more_index", float(end))]
     return [SlotSet("more_key", None), SlotSet("more_index", None)]

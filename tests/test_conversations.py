@@ -61,9 +61,7 @@ def test_emergency_in_the_middle_of_the_review_questions(rasa_stack: RasaStack) 
 
     first = texts(rasa_stack.say(sender, "he's outside my door now"))[0]
     assert first.startswith(DANGER_FIRST)
-    assert rasa_stack.tracker(sender)["active_loop"] in ({}, None) or not rasa_stack.tracker(
-        sender
-    )["active_loop"].get("name")
+    assert not (rasa_stack.tracker(sender).get("active_loop") or {}).get("name")
 
 
 def test_emergency_while_asked_for_the_date(rasa_stack: RasaStack) -> None:
