@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from actions import content
+
 
 @dataclass
 class ChatSession:
@@ -49,8 +51,9 @@ def render(messages: list[dict[str, Any]]) -> list[str]:
 
 
 def repl(session: ChatSession, read: Callable[[str], str] = input) -> None:
-    print("Waymark (automated assistant). Type a message, or /quit to leave.")
-    print("If you are in danger now, call 999.\n")
+    # The greeting is sourced content: who we are, not the police, and 999 in danger.
+    print(content.item("assistant.greet").parts[0])
+    print("Type a message, or /quit to leave.\n")
     while True:
         try:
             text = read("you> ")
