@@ -18,19 +18,7 @@ from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from safety import Assessment, Tier, assess
-
-EMERGENCY_INTENT = "emergency"
-SELF_HARM_INTENT = "self_harm_risk"
-
-
-def intent_for(assessment: Assessment) -> str | None:
-    """The intent a safety verdict forces, or None to keep the classifier's."""
-    if assessment.kind == "danger" and assessment.tier == Tier.EMERGENCY:
-        return EMERGENCY_INTENT
-    if assessment.kind == "self_harm" and assessment.tier >= Tier.URGENT:
-        return SELF_HARM_INTENT
-    return None
+from safety import assess, forced_intent
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
@@ -65,7 +53,7 @@ class SafetyClassifier(GraphComponent, IntentClassifier):
                 },
                 add_to_output=True,
             )
-            forced = intent_for(assessment)
+            forced = forced_intent(assessment)
             if forced is None:
                 continue
             previous = message.get(INTENT) or {}

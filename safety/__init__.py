@@ -9,6 +9,22 @@ Pure Python (stdlib + PyYAML), Python 3.10+, no Rasa imports: the Rasa NLU
 component and the gateway both import it. Patterns are data in signals.yml.
 """
 
-from safety.detector import Assessment, Tier, assess, normalise
+from safety.detector import (
+    EMERGENCY_INTENT,
+    SELF_HARM_INTENT,
+    Assessment,
+    Tier,
+    assess,
+    forced_intent,
+    normalise,
+)
 
-__all__ = ["Assessment", "Tier", "assess", "normalise"]
+__all__ = [
+    "EMERGENCY_INTENT",
+    "SELF_HARM_INTENT",
+    "Assessment",
+    "Tier",
+    "assess",
+    "forced_intent",
+    "normalise",
+]

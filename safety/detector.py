@@ -534,3 +534,20 @@ def assess(text: str) -> Assessment:
         if unmasked_tier > tier:
             lowered = (*lowered, "figure_of_speech")
     return Assessment(tier, kind, signals, lowered)
+
+
+EMERGENCY_INTENT = "emergency"
+SELF_HARM_INTENT = "self_harm_risk"
+
+
+def forced_intent(assessment: Assessment) -> str | None:
+    """The intent a safety verdict forces (the emergency route), or None.
+
+    The Rasa component and the gateway both use this, so they agree on when a
+    message gets the emergency reply.
+    """
+    if assessment.kind == "danger" and assessment.tier == Tier.EMERGENCY:
+        return EMERGENCY_INTENT
+    if assessment.kind == "self_harm" and assessment.tier >= Tier.URGENT:
+        return SELF_HARM_INTENT
+    return None
