@@ -1,15 +1,33 @@
-"""Settings, read once from the environment (and an optional .env file)."""
+"""Settings, read once from the environment (and an optional .env file).
+
+Every setting is documented in `.env.example` and the README.
+"""
 
 from __future__ import annotations
 
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+def _local_secret() -> SecretStr:
+    """The pseudonym key for a local run: made once, kept in var/ so ids stay stable.
+
+    Production sets WAYMARK_SECRET_KEY instead.
+    """
+    path = VAR / "secret_key"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return SecretStr(path.read_text().strip())
 
 
 class Settings(BaseSettings):
@@ -19,12 +37,66 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     rasa_port: int = 5005
     actions_port: int = 5055
-    # Protects Rasa's HTTP API (/model/parse, trackers). A fresh random token is used
-    # for each run unless one is set.
+    # Protects Rasa's HTTP API and the gateway's Rasa channel. A fresh random token is
+    # used for each run unless one is set.
     rasa_token: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_urlsafe(24)))
     rasa_venv: Path = ROOT / ".venv-rasa"
     models_dir: Path = ROOT / "models"
     startup_timeout: float = 300.0
+    # Rasa's tracker store (a SQLAlchemy URL) and lock store (a Redis URL, or none for
+    # the in-memory lock store, which is right for a single Rasa instance).
+    rasa_tracker_store_url: str = f"sqlite:///{VAR / 'rasa-tracker.db'}"
+    rasa_lock_store_url: str | None = None
+    # Rasa's unauthenticated REST channel, for the benchmark's direct calls only.
+    rasa_rest_channel: bool = False
+
+    # The gateway.
+    database_url: str = Field(
+        default=f"sqlite:///{VAR / 'waymark.db'}",
+        validation_alias=AliasChoices("WAYMARK_DATABASE_URL", "DATABASE_URL"),
+    )
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    # The URL providers reach the gateway at (https://…, no trailing slash). Twilio
+    # signs requests against it; Telegram's webhook is registered at it.
+    public_base_url: str | None = None
+    # Key for pseudonymous conversation ids (HMAC of channel and address).
+    secret_key: SecretStr = Field(default_factory=_local_secret)
+    # Seconds to wait for Rasa before sending the holding reply.
+    rasa_timeout: float = 10.0
+    # Seconds between tries while Rasa is unreachable.
+    rasa_retry_interval: float = 5.0
+
+    # SMS through Twilio: enabled when the account SID and auth token are set.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    sms_max_segments: int = 3
+
+    # Telegram: enabled when the bot token is set. Webhook mode needs public_base_url.
+    telegram_bot_token: SecretStr | None = None
+    telegram_secret_token: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_urlsafe(32))
+    )
+    telegram_mode: Literal["auto", "webhook", "polling"] = "auto"
+
+    # Web chat.
+    web_exit_url: str = "https://www.bbc.co.uk/weather"
+    web_session_minutes: int = 60
+
+    @field_validator("database_url", "rasa_tracker_store_url")
+    @classmethod
+    def _sqlalchemy_url(cls, value: str) -> str:
+        # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants postgresql://.
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
 
     @property
     def rasa_url(self) -> str:
@@ -33,6 +105,18 @@ class Settings(BaseSettings):
     @property
     def actions_url(self) -> str:
         return f"http://{self.host}:{self.actions_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None
 
 
 @lru_cache(maxsize=1)

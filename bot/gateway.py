@@ -1,0 +1,653 @@
+"""The gateway's core: every channel's messages come through here.
+
+1. `receive` stores the message (and its contact and conversation) and commits, so a
+   provider is only acknowledged once nothing can be lost. A provider id seen before
+   is a redelivery: acknowledged, never answered twice.
+2. One worker per conversation answers its pending messages in order. The safety
+   check runs first, so the emergency route goes out even when Rasa is down or a
+   person owns the conversation. Then keywords, ownership, and Rasa.
+3. When Rasa is down or slow, the person gets a holding reply at once; the message
+   stays pending and is answered when Rasa is back. Pending messages are picked up
+   again when the gateway restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from actions import content
+from bot.channels.sms_keywords import AMBIGUOUS_OPT_IN
+from bot.config import Settings
+from bot.identity import pseudonym
+from bot.models import Channel, Contact, Conversation, Inbound, InboundState, Outbound, Owner
+from bot.rasa_client import RasaClient, RasaRejected, RasaUnavailable
+from safety import assess, forced_intent
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 2000  # characters; longer input is refused at the edge
+SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
+DELIVERY_ATTEMPTS = 3
+
+# Delivery statuses only move forward: callbacks repeat and arrive out of order.
+STATUS_RANK = {
+    "pending": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
+    "read": 6,
+}
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters (keeping line breaks) and trim; NFC for stable matching."""
+    text = unicodedata.normalize("NFC", text)
+    kept = (c for c in text if c in "\n\t" or unicodedata.category(c) not in {"Cc", "Cf", "Cs"})
+    return "".join(kept).strip()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A channel-neutral message to send."""
+
+    text: str
+    buttons: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One provider message, as a channel formats a reply."""
+
+    text: str
+    buttons: list[dict[str, str]] | None = None
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self, reason: str, *, code: str | None = None, retryable: bool, opted_out: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.retryable = retryable
+        self.opted_out = opted_out
+
+
+class Sender(Protocol):
+    """A channel's way out: format a reply, then hand one message to the provider."""
+
+    channel: str
+
+    def render(self, reply: Reply) -> list[Rendered]: ...
+
+    async def deliver(
+        self, *, conversation_id: int, address: str, outbound_id: int, message: Rendered
+    ) -> tuple[str | None, str]:
+        """Send; return the provider's message id and status. Raise DeliveryError."""
+        ...
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A message as a channel hands it over, with the provider's id when there is one."""
+
+    channel: Channel
+    address: str
+    text: str | None = None
+    payload: str | None = None
+    provider_id: str | None = None
+    kind: str = "text"  # text, non_text, stop, start, help
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    inbound_id: int
+    conversation_id: int
+    duplicate: bool
+
+
+@dataclass
+class _Waiters:
+    events: dict[int, asyncio.Event] = field(default_factory=dict)
+
+    def get(self, inbound_id: int) -> asyncio.Event:
+        return self.events.setdefault(inbound_id, asyncio.Event())
+
+    def release(self, inbound_id: int) -> None:
+        event = self.events.pop(inbound_id, None)
+        if event:
+            event.set()
+
+
+class Gateway:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], rasa: RasaClient
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.rasa = rasa
+        self.senders: dict[str, Sender] = {}
+        self._secret = settings.secret_key.get_secret_value()
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+        self._waiters = _Waiters()
+        self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._stopping = False
+
+    # -- identity -----------------------------------------------------------------
+
+    def pseudonym(self, channel: str, address: str) -> str:
+        return pseudonym(self._secret, channel, address)
+
+    def add_sender(self, sender: Sender) -> None:
+        self.senders[sender.channel] = sender
+
+    # -- receiving ----------------------------------------------------------------
+
+    async def receive(self, message: IncomingMessage) -> Received:
+        """Store a message and schedule its answer. Returns once it is committed."""
+        for attempt in range(3):
+            try:
+                received = await self._store(message)
+                break
+            except IntegrityError:
+                # A concurrent redelivery or a first message racing another: look again.
+                if attempt == 2:
+                    raise
+        if not received.duplicate:
+            self.kick(received.conversation_id)
+        else:
+            logger.info("Duplicate %s message %s ignored", message.channel, received.inbound_id)
+        return received
+
+    async def _store(self, message: IncomingMessage) -> Received:
+        async with self.sessions() as session, session.begin():
+            if message.provider_id is not None:
+                existing = await session.scalar(
+                    select(Inbound).where(
+                        Inbound.channel == message.channel,
+                        Inbound.provider_id == message.provider_id,
+                    )
+                )
+                if existing is not None:
+                    return Received(existing.id, existing.conversation_id, duplicate=True)
+            conversation = await self.conversation_for(session, message.channel, message.address)
+            text = clean_text(message.text) if message.text else None
+            inbound = Inbound(
+                conversation_id=conversation.id,
+                channel=message.channel,
+                provider_id=message.provider_id,
+                kind=message.kind,
+                text=text[:MAX_TEXT] if text else None,
+                payload=message.payload,
+                meta=message.meta,
+            )
+            session.add(inbound)
+            await session.flush()
+            return Received(inbound.id, conversation.id, duplicate=False)
+
+    async def conversation_for(
+        self, session: AsyncSession, channel: str, address: str
+    ) -> Conversation:
+        contact = await session.scalar(
+            select(Contact).where(Contact.channel == channel, Contact.address == address)
+        )
+        if contact is None:
+            contact = Contact(channel=channel, address=address)
+            session.add(contact)
+            await session.flush()
+            conversation = Conversation(
+                contact_id=contact.id, rasa_sender=self.pseudonym(channel, address)
+            )
+            session.add(conversation)
+            await session.flush()
+            return conversation
+        contact.last_seen_at = datetime.now(UTC)
+        conversation = await session.scalar(
+            select(Conversation).where(Conversation.contact_id == contact.id)
+        )
+        assert conversation is not None
+        return conversation
+
+    # -- the per-conversation workers ---------------------------------------------
+
+    def kick(self, conversation_id: int) -> None:
+        """Make sure a worker is answering this conversation's pending messages."""
+        if self._stopping:
+            return
+        task = self._workers.get(conversation_id)
+        if task is not None and not task.done():
+            self._again.add(conversation_id)
+            return
+        self._workers[conversation_id] = asyncio.create_task(
+            self._work(conversation_id), name=f"conversation-{conversation_id}"
+        )
+
+    async def _work(self, conversation_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                async with self.sessions() as session:
+                    inbound_id = await session.scalar(
+                        select(Inbound.id)
+                        .where(
+                            Inbound.conversation_id == conversation_id,
+                            Inbound.state == InboundState.PENDING,
+                        )
+                        .order_by(Inbound.id)
+                        .limit(1)
+                    )
+                if inbound_id is None:
+                    if conversation_id in self._again:
+                        continue
+                    return
+                try:
+                    await self._process(inbound_id)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Never let one bad message block the conversation: log without
+                    # content, mark it, move on.
+                    logger.exception("Failed to answer message %s", inbound_id)
+                    await self._finish(inbound_id, "error")
+        finally:
+            if self._workers.get(conversation_id) is asyncio.current_task():
+                del self._workers[conversation_id]
+
+    async def start(self) -> None:
+        """Pick up messages left pending by a previous run."""
+        self._stopping = False
+        async with self.sessions() as session:
+            pending = await session.scalars(
+                select(Inbound.conversation_id)
+                .where(Inbound.state == InboundState.PENDING)
+                .distinct()
+            )
+            for conversation_id in pending.all():
+                self.kick(conversation_id)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._workers.clear()
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until no worker is busy (tests and benchmarks)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while any(not t.done() for t in self._workers.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("workers still busy")
+            await asyncio.sleep(0.02)
+
+    # -- answering one message ----------------------------------------------------
+
+    async def _process(self, inbound_id: int) -> None:
+        async with self.sessions() as session:
+            inbound = await session.get(Inbound, inbound_id)
+            assert inbound is not None
+            conversation = await session.get(Conversation, inbound.conversation_id)
+            assert conversation is not None
+            contact = await session.get(Contact, conversation.contact_id)
+            assert contact is not None
+        sender = self.senders.get(inbound.channel)
+        if sender is None:
+            logger.warning("No sender for channel %s; message %s kept", inbound.channel, inbound_id)
+            await self._finish(inbound_id, "channel_disabled")
+            return
+        out = _Out(self, sender, conversation.id, contact, inbound)
+        text = inbound.text or ""
+        kind = inbound.kind
+        if (
+            kind == "text"
+            and contact.opted_out
+            and text.lower().strip(" .!") in AMBIGUOUS_OPT_IN
+            and inbound.channel == Channel.SMS
+        ):
+            kind = "start"  # YES opts back in only when someone has opted out
+
+        # After STOP nothing is sent: the provider would refuse it anyway.
+        if contact.opted_out and kind != "start":
+            await self._finish(inbound_id, "opted_out")
+            return
+
+        # Safety first, whatever happens next.
+        intent = forced_intent(assess(text)) if text else None
+        if intent:
+            await self._mark_safety(inbound_id, text)
+            if not await out.already_sent("safety"):
+                await out.send_content(SAFETY_CONTENT[intent], source="safety")
+
+        if kind == "stop":
+            if inbound.channel != Channel.SMS:  # carriers confirm STOP by SMS themselves
+                await out.send_content("gateway.stopped", source="system")
+            await self._set_opted_out(contact.id, True)
+            await self._finish(inbound_id, "stop")
+            return
+        if kind == "start":
+            await self._set_opted_out(contact.id, False)
+            await out.send_content("gateway.start", source="system")
+            await self._finish(inbound_id, "start")
+            return
+        if kind == "help":
+            await out.send_content("gateway.help", source="system")
+            await self._finish(inbound_id, "help")
+            return
+        if kind == "non_text":
+            await out.send_content("gateway.non_text", source="system")
+            await self._finish(inbound_id, "non_text")
+            return
+
+        if conversation.owner != Owner.BOT:
+            # A person owns this conversation: the handoff feature routes it to them.
+            await self._finish(inbound_id, "for_human")
+            return
+
+        message = inbound.payload or _choice(text, conversation.choices) or text
+        if not message:
+            await self._finish(inbound_id, "empty")
+            return
+        metadata: dict[str, Any] = {"channel": inbound.channel}
+        if inbound.meta:
+            metadata.update(inbound.meta)
+        if intent:
+            metadata["safety_reply_sent"] = True
+        try:
+            replies = await self._ask_rasa(out, conversation.rasa_sender, message, metadata)
+        except RasaRejected as error:
+            logger.warning("Rasa refused message %s: %s", inbound_id, error)
+            await out.send_content("assistant.fallback", source="system")
+            await self._finish(inbound_id, "rejected")
+            return
+        # The gateway already sent the emergency reply; don't send it twice.
+        skip = await out.sent_texts()
+        buttons: list[dict[str, str]] = []
+        for reply in replies:
+            if reply.text in skip and not reply.buttons:
+                continue
+            await out.send(reply, source="bot")
+            if reply.buttons:
+                buttons = list(reply.buttons)
+        await self._set_choices(conversation.id, buttons or None)
+        await self._finish(inbound_id, "answered")
+
+    async def _ask_rasa(
+        self, out: _Out, sender: str, text: str, metadata: dict[str, Any]
+    ) -> list[Reply]:
+        """Rasa's replies. Holds the person (once) if Rasa is slow or down; never gives up."""
+        while True:
+            await self._count_attempt(out.inbound.id)
+            call = asyncio.ensure_future(
+                self.rasa.send(sender, text, message_id=str(out.inbound.id), metadata=metadata)
+            )
+            try:
+                try:
+                    raw = await asyncio.wait_for(asyncio.shield(call), self.settings.rasa_timeout)
+                except TimeoutError:
+                    await self._hold(out)
+                    raw = await call
+                return [_reply(m) for m in raw if m.get("text") or m.get("buttons")]
+            except RasaUnavailable as error:
+                logger.warning("Rasa unavailable (%s); message %s waits", error, out.inbound.id)
+                await self._hold(out)
+            finally:
+                if not call.done():
+                    call.cancel()
+            await asyncio.sleep(self.settings.rasa_retry_interval)
+
+    async def _hold(self, out: _Out) -> None:
+        if not await out.already_sent("holding"):
+            await out.send_content("gateway.holding", source="holding", first_part_only=True)
+            async with self.sessions() as session, session.begin():
+                await session.execute(
+                    update(Inbound).where(Inbound.id == out.inbound.id).values(holding_sent=True)
+                )
+        self._waiters.release(out.inbound.id)
+
+    # -- small writes ---------------------------------------------------------------
+
+    async def _finish(self, inbound_id: int, note: str) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Inbound)
+                .where(Inbound.id == inbound_id)
+                .values(state=InboundState.DONE, note=note, answered_at=datetime.now(UTC))
+            )
+        self._waiters.release(inbound_id)
+
+    async def _count_attempt(self, inbound_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Inbound)
+                .where(Inbound.id == inbound_id)
+                .values(attempts=Inbound.attempts + 1)
+            )
+
+    async def _mark_safety(self, inbound_id: int, text: str) -> None:
+        assessment = assess(text)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Inbound)
+                .where(Inbound.id == inbound_id)
+                .values(safety_tier=int(assessment.tier), safety_kind=assessment.kind)
+            )
+
+    async def _set_opted_out(self, contact_id: int, opted_out: bool) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Contact)
+                .where(Contact.id == contact_id)
+                .values(opted_out=opted_out, opted_out_at=datetime.now(UTC) if opted_out else None)
+            )
+
+    async def _set_choices(
+        self, conversation_id: int, choices: list[dict[str, str]] | None
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(choices=choices)
+            )
+
+    # -- delivery status, waiting, live updates -----------------------------------
+
+    async def record_status(
+        self, channel: str, provider_id: str, status: str, error_code: str | None = None
+    ) -> bool:
+        """Store a provider's delivery status; only ever moves forward. False if unknown."""
+        rank = STATUS_RANK.get(status)
+        if rank is None:
+            logger.info("Ignoring unknown delivery status %r", status)
+            return True
+        async with self.sessions() as session, session.begin():
+            outbound = await session.scalar(
+                select(Outbound).where(
+                    Outbound.channel == channel, Outbound.provider_id == provider_id
+                )
+            )
+            if outbound is None:
+                return False
+            if rank > outbound.status_rank:
+                outbound.status = status
+                outbound.status_rank = rank
+                if error_code:
+                    outbound.error_code = error_code
+            if error_code == "21610":  # the person has opted out with their carrier
+                await session.execute(
+                    update(Contact)
+                    .where(Contact.id == Conversation.contact_id)
+                    .where(Conversation.id == outbound.conversation_id)
+                    .values(opted_out=True, opted_out_at=datetime.now(UTC))
+                )
+        return True
+
+    async def replies_for(self, inbound_id: int, timeout: float) -> list[Outbound]:
+        """The replies to one message, once it is answered or held (or at the timeout)."""
+        event = self._waiters.get(inbound_id)
+        async with self.sessions() as session:
+            inbound = await session.get(Inbound, inbound_id)
+            settled = inbound is None or inbound.state == InboundState.DONE or inbound.holding_sent
+        if not settled:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        self._waiters.events.pop(inbound_id, None)
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(Outbound).where(Outbound.inbound_id == inbound_id).order_by(Outbound.id)
+            )
+            return list(rows.all())
+
+    def subscribe(self, conversation_id: int) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100)
+        self._subscribers.setdefault(conversation_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, conversation_id: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        queues = self._subscribers.get(conversation_id)
+        if queues:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[conversation_id]
+
+    def publish(self, conversation_id: int, event: dict[str, Any]) -> None:
+        for queue in self._subscribers.get(conversation_id, ()):
+            if not queue.full():
+                queue.put_nowait(event)
+
+
+class _Out:
+    """Sends replies to one inbound message's conversation, in order, recording each."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        sender: Sender,
+        conversation_id: int,
+        contact: Contact,
+        inbound: Inbound,
+    ) -> None:
+        self.gateway = gateway
+        self.sender = sender
+        self.conversation_id = conversation_id
+        self.contact = contact
+        self.inbound = inbound
+        self.stopped = False
+
+    async def already_sent(self, source: str) -> bool:
+        async with self.gateway.sessions() as session:
+            found = await session.scalar(
+                select(Outbound.id)
+                .where(Outbound.inbound_id == self.inbound.id, Outbound.source == source)
+                .limit(1)
+            )
+            return found is not None
+
+    async def sent_texts(self) -> set[str]:
+        async with self.gateway.sessions() as session:
+            rows = await session.scalars(
+                select(Outbound.text).where(
+                    Outbound.inbound_id == self.inbound.id, Outbound.source != "bot"
+                )
+            )
+            return set(rows.all())
+
+    async def send_content(self, key: str, *, source: str, first_part_only: bool = False) -> None:
+        item = content.item(key)
+        parts = item.parts[:1] if first_part_only else item.parts
+        for part in parts:
+            await self.send(Reply(part), source=source)
+
+    async def send(self, reply: Reply, *, source: str) -> None:
+        if self.stopped:
+            return
+        for rendered in self.sender.render(reply):
+            async with self.gateway.sessions() as session, session.begin():
+                row = Outbound(
+                    conversation_id=self.conversation_id,
+                    inbound_id=self.inbound.id,
+                    channel=self.sender.channel,
+                    source=source,
+                    text=rendered.text,
+                    buttons=rendered.buttons,
+                )
+                session.add(row)
+                await session.flush()
+                outbound_id = row.id
+            await self._deliver(outbound_id, rendered)
+            if self.stopped:
+                return
+
+    async def _deliver(self, outbound_id: int, rendered: Rendered) -> None:
+        provider_id: str | None = None
+        status, error_code = "failed", None
+        for attempt in range(1, DELIVERY_ATTEMPTS + 1):
+            try:
+                provider_id, status = await self.sender.deliver(
+                    conversation_id=self.conversation_id,
+                    address=self.contact.address,
+                    outbound_id=outbound_id,
+                    message=rendered,
+                )
+                error_code = None
+                break
+            except DeliveryError as error:
+                error_code = error.code
+                logger.warning(
+                    "Delivery of %s failed (%s, attempt %d)", outbound_id, error, attempt
+                )
+                if error.opted_out:
+                    await self.gateway._set_opted_out(self.contact.id, True)
+                    self.stopped = True
+                    break
+                if not error.retryable:
+                    break
+                await asyncio.sleep(0.5 * attempt)
+        async with self.gateway.sessions() as session, session.begin():
+            row = await session.get(Outbound, outbound_id)
+            assert row is not None
+            row.attempts = attempt
+            row.error_code = error_code
+            if provider_id is not None:
+                row.provider_id = provider_id
+            rank = STATUS_RANK.get(status, 0)
+            if rank > row.status_rank or status == "failed":
+                row.status, row.status_rank = status, max(rank, row.status_rank)
+
+
+def _reply(message: dict[str, Any]) -> Reply:
+    buttons = tuple(
+        {"title": str(b.get("title", "")), "payload": str(b.get("payload", ""))}
+        for b in message.get("buttons") or ()
+        if isinstance(b, dict)
+    )
+    return Reply(text=str(message.get("text") or ""), buttons=buttons)
+
+
+def _choice(text: str, choices: Sequence[dict[str, str]] | None) -> str | None:
+    """A number reply picks one of the buttons last offered ("Reply 2 for ...")."""
+    if not choices or not text.strip().isdigit():
+        return None
+    number = int(text.strip())
+    if 1 <= number <= len(choices):
+        return choices[number - 1].get("payload") or None
+    return None

@@ -1,0 +1,1 @@
+"""Local fakes for the providers (Twilio's REST API, Telegram's Bot API) and a server helper."""

@@ -1,0 +1,100 @@
+"""A local stand-in for Twilio's REST API, reached by the real `twilio` client over HTTP.
+
+`FakeTwilio.http_client()` is a real `TwilioHttpClient` whose requests go to this
+server instead of api.twilio.com. The server records each message it is asked to
+send and answers like Twilio does (201 with a Message resource, or an error).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+
+from tests.fakes.server import serve
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+TWILIO_API = "https://api.twilio.com"
+
+
+@dataclass
+class FakeTwilio:
+    url: str = ""
+    sent: list[dict[str, str]] = field(default_factory=list)
+    # Error codes to return for the next sends, e.g. [21610] or [500].
+    fail_next: list[int] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arrived: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._arrived = threading.Condition(self._lock)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/2010-04-01/Accounts/{account}/Messages.json")
+        async def create(account: str, request: Request) -> JSONResponse:
+            form = dict((await request.form()).items())
+            with self._arrived:
+                if self.fail_next:
+                    code = self.fail_next.pop(0)
+                    status = code if code < 1000 else 400
+                    return JSONResponse(
+                        {"code": code, "message": f"fake error {code}", "status": status},
+                        status_code=status,
+                    )
+                sid = f"SM{next(self._ids):032x}"
+                self.sent.append({"sid": sid, **{k: str(v) for k, v in form.items()}})
+                self._arrived.notify_all()
+            return JSONResponse(
+                {
+                    "sid": sid,
+                    "account_sid": account,
+                    "to": form.get("To"),
+                    "from": form.get("From"),
+                    "body": form.get("Body"),
+                    "status": "queued",
+                    "num_segments": "1",
+                },
+                status_code=201,
+            )
+
+        return app
+
+    def http_client(self) -> TwilioHttpClient:
+        fake = self
+
+        class Redirected(TwilioHttpClient):
+            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+                return super().request(method, url.replace(TWILIO_API, fake.url), *args, **kwargs)
+
+        return Redirected(timeout=10)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, str]]:
+        """Block until at least `count` messages were sent; returns them all."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.sent) >= count, timeout):
+                raise AssertionError(f"expected {count} SMS, got {len(self.sent)}: {self.sent}")
+            return list(self.sent)
+
+    def to(self, number: str) -> list[str]:
+        with self._lock:
+            return [m["Body"] for m in self.sent if m.get("To") == number]
+
+
+@contextmanager
+def fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    with serve(fake.app()) as url:
+        fake.url = url
+        yield fake

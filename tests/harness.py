@@ -1,0 +1,175 @@
+"""A real gateway on a loopback port, wired to the real Rasa model and to local fakes
+of Twilio and Telegram, and the databases it can run on (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from twilio.request_validator import RequestValidator
+
+from bot.config import Settings
+from bot.gateway import Gateway
+from bot.main import create_app
+from tests.fakes import telegram_api, twilio_api
+from tests.fakes.server import free_port, serve
+from tests.fakes.telegram_api import RecordingRequest
+from tests.fakes.twilio_api import FakeTwilio
+
+PUBLIC_URL = "https://waymark.example.org"  # what providers see; the proxy's address
+FROM_NUMBER = "+447700900000"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+TELEGRAM_SECRET = "telegram-secret-token-for-tests"
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    settings: Settings
+    app: FastAPI
+    twilio: FakeTwilio
+    telegram: RecordingRequest
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app.state.gateway
+
+    # -- SMS ------------------------------------------------------------------------
+
+    def signed_post(
+        self, path: str, params: dict[str, str], *, sign_url: str | None = None
+    ) -> httpx.Response:
+        """POST a form as Twilio would, signed for the public URL (or `sign_url`)."""
+        validator = RequestValidator(twilio_api.AUTH_TOKEN)
+        signature = validator.compute_signature(sign_url or PUBLIC_URL + path, params)
+        return self.client.post(
+            self.url + path, data=params, headers={"X-Twilio-Signature": signature}
+        )
+
+    def sms(
+        self, sender: str, body: str, *, sid: str | None = None, **extra: str
+    ) -> httpx.Response:
+        params = {
+            "MessageSid": sid or f"SM{uuid.uuid4().hex}",
+            "AccountSid": twilio_api.ACCOUNT_SID,
+            "From": sender,
+            "To": FROM_NUMBER,
+            "Body": body,
+            "NumMedia": "0",
+            **extra,
+        }
+        return self.signed_post("/sms/inbound", params)
+
+    def sms_status(self, sid: str, state: str, error_code: str | None = None) -> httpx.Response:
+        params = {"MessageSid": sid, "MessageStatus": state, "AccountSid": twilio_api.ACCOUNT_SID}
+        if error_code:
+            params["ErrorCode"] = error_code
+        return self.signed_post("/sms/status", params)
+
+    # -- Telegram -------------------------------------------------------------------
+
+    def telegram_update(
+        self, update: dict[str, Any], *, secret: str | None = TELEGRAM_SECRET
+    ) -> httpx.Response:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+        return self.client.post(self.url + "/telegram/webhook", json=update, headers=headers)
+
+    def telegram_replies(
+        self, chat_id: int, count: int, timeout: float = 30
+    ) -> list[dict[str, Any]]:
+        return wait_until(lambda: self.telegram.sent(chat_id), count, timeout)
+
+    # -- web --------------------------------------------------------------------------
+
+    def web_session(self) -> str:
+        response = self.client.post(self.url + "/api/web/sessions")
+        response.raise_for_status()
+        return str(response.json()["session_id"])
+
+    def web_say(self, session_id: str, text: str, **extra: Any) -> list[dict[str, Any]]:
+        response = self.client.post(
+            f"{self.url}/api/web/sessions/{session_id}/messages", json={"text": text, **extra}
+        )
+        response.raise_for_status()
+        return list(response.json()["messages"])
+
+
+def wait_until(read: Callable[[], list[Any]], count: int, timeout: float = 30) -> list[Any]:
+    """Poll until `read()` has at least `count` items; returns them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        items = read()
+        if len(items) >= count or time.monotonic() > deadline:
+            if len(items) < count:
+                raise AssertionError(f"expected {count}, got {len(items)}: {items}")
+            return items
+        time.sleep(0.05)
+
+
+def gateway_settings(
+    database_url: str, rasa_url: str, rasa_token: str, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "rasa_port": int(rasa_url.rsplit(":", 1)[1]),
+        "rasa_token": rasa_token,
+        "public_base_url": PUBLIC_URL,
+        "secret_key": "pseudonym-key-for-tests",
+        "twilio_account_sid": twilio_api.ACCOUNT_SID,
+        "twilio_auth_token": twilio_api.AUTH_TOKEN,
+        "twilio_from_number": FROM_NUMBER,
+        "telegram_bot_token": telegram_api.BOT_TOKEN,
+        "telegram_secret_token": TELEGRAM_SECRET,
+        "telegram_mode": "webhook",
+        "rasa_timeout": 20.0,
+        "rasa_retry_interval": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def live_gateway_for(settings: Settings) -> Iterator[LiveGateway]:
+    with twilio_api.fake_twilio() as twilio:
+        telegram = RecordingRequest()
+        app = create_app(
+            settings, twilio_http_client=twilio.http_client(), telegram_request=telegram
+        )
+        with serve(app, port=free_port()) as url:
+            live = LiveGateway(url, settings, app, twilio, telegram)
+            yield live
+            live.client.close()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the `test` database; yields a URL whose search_path is it."""
+    schema = f"waymark_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES}: {error}")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@contextmanager
+def database(kind: str, tmp_path: Any) -> Iterator[str]:
+    if kind == "postgres":
+        with postgres_schema() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
