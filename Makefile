@@ -18,13 +18,14 @@ PIP_FLAGS := --disable-pip-version-check --quiet --progress-bar off
 
 RASA_DATA := domain.yml config.yml $(shell find data -name '*.yml')
 
-.PHONY: help setup train run chat test lint validate test-stories test-py bench clean
+.PHONY: help setup browser train run serve chat test lint validate test-stories test-py bench clean
 
 help:
 	@echo "make run    set up, train if needed, start the assistant and chat in the terminal"
 	@echo "make test   set up, train if needed, and run every check and test"
 	@echo "make train  train the model (skipped when data, domain and config are unchanged)"
-	@echo "make chat   chat with an assistant that is already running"
+	@echo "make serve  start everything (web chat, SMS and Telegram if set up) without the terminal chat"
+	@echo "make chat   chat in the terminal with a gateway that is already running"
 	@echo "make bench  run the benchmarks in bench/"
 
 setup: $(VENV)/.installed $(RASA_VENV)/.installed
@@ -65,8 +66,15 @@ train: models/.trained
 run: setup train
 	@$(APP_PY) -m bot run
 
+serve: setup train
+	@$(APP_PY) -m bot serve
+
 chat: setup
 	@$(APP_PY) -m bot chat
+
+# Debian's Chromium and axe-core for the web chat's browser tests (tests/browser/).
+browser:
+	@scripts/setup-browser
 
 validate: $(RASA_VENV)/.installed
 	@$(APP_PY) scripts/validate_data.py
@@ -79,10 +87,10 @@ lint: $(VENV)/.installed
 test-stories: setup train
 	@$(RASA) test core --stories tests --model models/waymark.tar.gz --fail-on-prediction-errors --out var/results/stories --quiet
 
-test-py: setup train
+test-py: setup train browser
 	@$(VENV)/bin/pytest
 
-test: setup lint validate train test-stories test-py
+test: setup lint validate train browser test-stories test-py
 
 bench: setup train
 	@$(APP_PY) bench/nlu.py

@@ -1,6 +1,9 @@
-"""`python -m bot run` starts the stack and opens a terminal chat.
+"""`python -m bot run` starts everything and opens a terminal chat through the gateway.
 
-`python -m bot chat --url URL` chats with a Rasa server that is already running.
+- `run`: the action server, Rasa and the gateway (web chat at http://127.0.0.1:8000,
+  and SMS/Telegram when their settings are there), then a terminal chat.
+- `serve`: the same, without the terminal chat, until Ctrl-C.
+- `chat --url URL`: a terminal chat with a gateway that is already running.
 """
 
 from __future__ import annotations
@@ -8,30 +11,57 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
-from bot.chat import ChatSession, repl
-from bot.config import get_settings
+from bot.chat import GatewayChat, repl
+from bot.config import Settings, get_settings
+from bot.main import create_app
+from bot.server import serve
 from bot.stack import StackError, running_stack
+
+
+@contextmanager
+def everything(settings: Settings) -> Iterator[str]:
+    """Rasa, the action server and the gateway; yields the gateway's URL."""
+    with (
+        running_stack(settings),
+        serve(create_app(settings), settings.gateway_port, host=settings.gateway_host) as url,
+    ):
+        yield url
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start the action server and Rasa, then chat in the terminal")
-    chat = sub.add_parser("chat", help="chat with a running Rasa server")
-    chat.add_argument("--url", default=None, help="Rasa's URL (default: from settings)")
+    sub.add_parser("run", help="start everything, then chat in the terminal")
+    sub.add_parser("serve", help="start everything and keep serving until Ctrl-C")
+    chat = sub.add_parser("chat", help="chat with a running gateway")
+    chat.add_argument("--url", default=None, help="the gateway's URL (default: from settings)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     settings = get_settings()
     if args.command == "chat":
-        repl(ChatSession(args.url or settings.rasa_url))
+        repl(GatewayChat(args.url or settings.gateway_url))
         return 0
     print("Starting the assistant (the first start takes a minute)...", flush=True)
     try:
-        with running_stack(settings) as rasa_url:
-            repl(ChatSession(rasa_url))
-    except StackError as error:
+        with everything(settings) as url:
+            channels = ["web chat"]
+            if settings.twilio_enabled:
+                channels.append(f"SMS (webhook {settings.public_base_url or url}/sms/inbound)")
+            if settings.telegram_enabled:
+                channels.append("Telegram")
+            print(f"Waymark is running: {', '.join(channels)}.")
+            print(f"Web chat: {url}/   API docs: {url}/docs\n", flush=True)
+            if args.command == "serve":
+                with suppress(KeyboardInterrupt):
+                    threading.Event().wait()
+                return 0
+            repl(GatewayChat(url))
+    except (StackError, RuntimeError) as error:
         print(f"Could not start: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,14 +1,13 @@
-"""A terminal chat with the assistant, through Rasa's REST channel on loopback.
+"""A terminal chat with the assistant, through the gateway's web chat API.
 
-Buttons are shown as numbered choices, as they will be on SMS: reply with the
-number to choose one.
+It goes the same way as the web page: the gateway stores the message, runs the
+safety check and asks Rasa. Buttons are shown as numbered choices, as on SMS:
+reply with the number to choose one (the gateway maps it back).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -16,53 +15,64 @@ import httpx
 from actions import content
 
 
-@dataclass
-class ChatSession:
-    rasa_url: str
-    sender: str = field(default_factory=lambda: f"terminal-{uuid.uuid4().hex}")
-    choices: list[str] = field(default_factory=list)
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+class GatewayChat:
+    def __init__(self, gateway_url: str, *, timeout: float = 60) -> None:
+        self.client = httpx.Client(base_url=gateway_url, timeout=timeout)
+        self.session_id: str | None = None
 
     def send(self, text: str) -> list[dict[str, Any]]:
-        """Send what the person typed; a number picks one of the last buttons."""
-        text = text.strip()
-        if text.isdigit() and 1 <= int(text) <= len(self.choices):
-            text = self.choices[int(text) - 1]
+        """Send what the person typed; returns the replies."""
+        if self.session_id is None:
+            created = self.client.post("/api/web/sessions")
+            created.raise_for_status()
+            self.session_id = created.json()["session_id"]
         response = self.client.post(
-            f"{self.rasa_url}/webhooks/rest/webhook", json={"sender": self.sender, "message": text}
+            f"/api/web/sessions/{self.session_id}/messages", json={"text": text}
         )
+        if response.status_code == 422:
+            return [{"text": response.json()["detail"], "buttons": []}]
         response.raise_for_status()
-        messages: list[dict[str, Any]] = response.json()
-        self.choices = [b["payload"] for m in messages for b in m.get("buttons") or []]
-        return messages
+        return list(response.json()["messages"])
+
+    def close(self) -> None:
+        """End the session on the server, like the web page's Exit."""
+        if self.session_id is not None:
+            self.client.delete(f"/api/web/sessions/{self.session_id}")
+        self.client.close()
 
 
 def render(messages: list[dict[str, Any]]) -> list[str]:
     """The lines to show for a batch of bot messages."""
     lines: list[str] = []
-    number = 0
     for message in messages:
         if message.get("text"):
             lines.append(message["text"])
-        for button in message.get("buttons") or []:
-            number += 1
+        for number, button in enumerate(message.get("buttons") or [], start=1):
             lines.append(f"  Reply {number} for {button['title']}")
     return lines
 
 
-def repl(session: ChatSession, read: Callable[[str], str] = input) -> None:
+def repl(chat: GatewayChat, read: Callable[[str], str] = input) -> None:
     # The greeting is sourced content: who we are, not the police, and 999 in danger.
     print(content.item("assistant.greet").parts[0])
     print("Type a message, or /quit to leave.\n")
-    while True:
-        try:
-            text = read("you> ")
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return
-        if text.strip() in {"/quit", "/exit"}:
-            return
-        if not text.strip():
-            continue
-        for line in render(session.send(text)):
-            print(f"waymark> {line}")
+    try:
+        while True:
+            try:
+                text = read("you> ")
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return
+            if text.strip() in {"/quit", "/exit"}:
+                return
+            if not text.strip():
+                continue
+            try:
+                replies = chat.send(text)
+            except httpx.HTTPError as error:
+                print(f"waymark> (could not reach the gateway: {type(error).__name__})")
+                continue
+            for line in render(replies):
+                print(f"waymark> {line}")
+    finally:
+        chat.close()

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
 DELIVERY_ATTEMPTS = 3
+RASA_ERROR_ATTEMPTS = 3  # tries when Rasa answers with an error (not when it's down)
 
 # Delivery statuses only move forward: callbacks repeat and arrive out of order.
 STATUS_RANK = {
@@ -149,6 +150,7 @@ class Gateway:
         self._again: set[int] = set()
         self._waiters = _Waiters()
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._safety_tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
 
     # -- identity -----------------------------------------------------------------
@@ -171,10 +173,18 @@ class Gateway:
                 # A concurrent redelivery or a first message racing another: look again.
                 if attempt == 2:
                     raise
-        if not received.duplicate:
-            self.kick(received.conversation_id)
-        else:
+        if received.duplicate:
             logger.info("Duplicate %s message %s ignored", message.channel, received.inbound_id)
+            return received
+        # Safety before anything else: the emergency route goes out now, ahead of any
+        # message still waiting for Rasa, whoever owns the conversation.
+        text = clean_text(message.text) if message.text else ""
+        intent = forced_intent(assess(text)) if text else None
+        if intent and not self._stopping:
+            self._safety_tasks[received.inbound_id] = asyncio.create_task(
+                self._safety_reply(received.inbound_id, intent)
+            )
+        self.kick(received.conversation_id)
         return received
 
     async def _store(self, message: IncomingMessage) -> Received:
@@ -198,6 +208,19 @@ class Gateway:
                 text=text[:MAX_TEXT] if text else None,
                 payload=message.payload,
                 meta=message.meta,
+            )
+            # While an earlier message waits for Rasa, the person already has the
+            # holding reply: this one waits in line without another.
+            inbound.holding_sent = bool(
+                await session.scalar(
+                    select(Inbound.id)
+                    .where(
+                        Inbound.conversation_id == conversation.id,
+                        Inbound.state == InboundState.PENDING,
+                        Inbound.holding_sent.is_(True),
+                    )
+                    .limit(1)
+                )
             )
             session.add(inbound)
             await session.flush()
@@ -285,11 +308,12 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
-        tasks = list(self._workers.values())
+        tasks = [*self._workers.values(), *self._safety_tasks.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
+        self._safety_tasks.clear()
 
     async def idle(self, timeout: float = 30.0) -> None:
         """Wait until no worker is busy (tests and benchmarks)."""
@@ -320,7 +344,7 @@ class Gateway:
         if (
             kind == "text"
             and contact.opted_out
-            and text.lower().strip(" .!") in AMBIGUOUS_OPT_IN
+            and text.strip().strip(".!?,;:").lower() in AMBIGUOUS_OPT_IN
             and inbound.channel == Channel.SMS
         ):
             kind = "start"  # YES opts back in only when someone has opted out
@@ -330,12 +354,14 @@ class Gateway:
             await self._finish(inbound_id, "opted_out")
             return
 
-        # Safety first, whatever happens next.
+        # The safety reply normally went out on receipt; after a restart, send it now.
         intent = forced_intent(assess(text)) if text else None
-        if intent:
+        early = self._safety_tasks.pop(inbound_id, None)
+        if early is not None:
+            await asyncio.gather(early, return_exceptions=True)
+        if intent and not await out.already_sent("safety"):
             await self._mark_safety(inbound_id, text)
-            if not await out.already_sent("safety"):
-                await out.send_content(SAFETY_CONTENT[intent], source="safety")
+            await out.send_content(SAFETY_CONTENT[intent], source="safety")
 
         if kind == "stop":
             if inbound.channel != Channel.SMS:  # carriers confirm STOP by SMS themselves
@@ -378,6 +404,12 @@ class Gateway:
             await out.send_content("assistant.fallback", source="system")
             await self._finish(inbound_id, "rejected")
             return
+        if not replies and not intent:
+            # Rasa had nothing to say (an intent with no rule): never leave the person
+            # with silence.
+            await out.send_content("assistant.fallback", source="system")
+            await self._finish(inbound_id, "no_reply")
+            return
         # The gateway already sent the emergency reply; don't send it twice.
         skip = await out.sent_texts()
         buttons: list[dict[str, str]] = []
@@ -390,10 +422,30 @@ class Gateway:
         await self._set_choices(conversation.id, buttons or None)
         await self._finish(inbound_id, "answered")
 
+    async def _safety_reply(self, inbound_id: int, intent: str) -> None:
+        try:
+            async with self.sessions() as session:
+                inbound = await session.get(Inbound, inbound_id)
+                assert inbound is not None
+                conversation = await session.get(Conversation, inbound.conversation_id)
+                assert conversation is not None
+                contact = await session.get(Contact, conversation.contact_id)
+                assert contact is not None
+            sender = self.senders.get(inbound.channel)
+            if sender is None or contact.opted_out:
+                return
+            await self._mark_safety(inbound_id, inbound.text or "")
+            out = _Out(self, sender, conversation.id, contact, inbound)
+            await out.send_content(SAFETY_CONTENT[intent], source="safety")
+        except Exception:
+            logger.exception("Safety reply for message %s failed", inbound_id)
+
     async def _ask_rasa(
         self, out: _Out, sender: str, text: str, metadata: dict[str, Any]
     ) -> list[Reply]:
-        """Rasa's replies. Holds the person (once) if Rasa is slow or down; never gives up."""
+        """Rasa's replies. Holds the person (once) if Rasa is slow or down; waits for it
+        to come back however long that takes."""
+        attempts = 0
         while True:
             await self._count_attempt(out.inbound.id)
             call = asyncio.ensure_future(
@@ -407,7 +459,13 @@ class Gateway:
                     raw = await call
                 return [_reply(m) for m in raw if m.get("text") or m.get("buttons")]
             except RasaUnavailable as error:
-                logger.warning("Rasa unavailable (%s); message %s waits", error, out.inbound.id)
+                attempts += 1
+                if error.server_error and attempts >= RASA_ERROR_ATTEMPTS:
+                    # Rasa is up but fails on this message: don't block the person's
+                    # conversation behind it for ever.
+                    raise RasaRejected(str(error)) from error
+                if attempts == 1:
+                    logger.warning("Rasa unavailable (%s); message %s waits", error, out.inbound.id)
                 await self._hold(out)
             finally:
                 if not call.done():
@@ -504,6 +562,9 @@ class Gateway:
     async def replies_for(self, inbound_id: int, timeout: float) -> list[Outbound]:
         """The replies to one message, once it is answered or held (or at the timeout)."""
         event = self._waiters.get(inbound_id)
+        safety = self._safety_tasks.get(inbound_id)
+        if safety is not None:  # the emergency reply is part of the answer: include it
+            await asyncio.wait([safety], timeout=timeout)
         async with self.sessions() as session:
             inbound = await session.get(Inbound, inbound_id)
             settled = inbound is None or inbound.state == InboundState.DONE or inbound.holding_sent

@@ -19,6 +19,10 @@ WEBHOOK = "/webhooks/waymark/webhook"
 class RasaUnavailable(Exception):
     """Rasa could not be reached or failed: try again later."""
 
+    def __init__(self, reason: str, *, server_error: bool = False) -> None:
+        super().__init__(reason)
+        self.server_error = server_error  # Rasa answered, with a 5xx
+
 
 class RasaRejected(Exception):
     """Rasa refused the message (a 4xx): trying again would not help."""
@@ -43,7 +47,9 @@ class RasaClient:
         except httpx.HTTPError as error:
             raise RasaUnavailable(type(error).__name__) from error
         if response.status_code >= 500:
-            raise RasaUnavailable(f"HTTP {response.status_code}")
+            raise RasaUnavailable(
+                f"HTTP {response.status_code}", server_error=response.status_code == 500
+            )
         if response.status_code >= 400:
             raise RasaRejected(f"HTTP {response.status_code}")
         try:

@@ -33,9 +33,24 @@ class RasaStack:
         r.raise_for_status()
         return r.json()
 
-    def say(self, sender: str, text: str) -> list[dict[str, Any]]:
+    def say(
+        self,
+        sender: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Send a message as the gateway does; returns the bot's messages."""
+        body: dict[str, Any] = {"sender": sender, "message": text}
+        if message_id is not None:
+            body["message_id"] = message_id
+        if metadata is not None:
+            body["metadata"] = metadata
         r = self.client.post(
-            f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+            f"{self.url}/webhooks/waymark/webhook",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token}"},
         )
         r.raise_for_status()
         return r.json()
@@ -49,9 +64,19 @@ class RasaStack:
 
 
 @pytest.fixture(scope="session")
-def rasa_stack() -> Iterator[RasaStack]:
-    settings = Settings(rasa_port=free_port(), actions_port=free_port())
+def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaStack]:
+    tracker_db = tmp_path_factory.mktemp("rasa") / "tracker.db"
+    settings = Settings(
+        rasa_port=free_port(),
+        actions_port=free_port(),
+        rasa_tracker_store_url=f"sqlite:///{tracker_db}",
+        rasa_lock_store_url=None,
+    )
     with running_stack(settings) as url:
         stack = RasaStack(url=url, token=settings.rasa_token.get_secret_value())
         yield stack
         stack.client.close()
+
+
+# The live gateway fixtures (live_gateway, gateway_on).
+pytest_plugins = ["tests.harness"]

@@ -19,8 +19,8 @@ from twilio.request_validator import RequestValidator
 from bot.config import Settings
 from bot.gateway import Gateway
 from bot.main import create_app
+from bot.server import free_port, serve
 from tests.fakes import telegram_api, twilio_api
-from tests.fakes.server import free_port, serve
 from tests.fakes.telegram_api import RecordingRequest
 from tests.fakes.twilio_api import FakeTwilio
 
@@ -173,3 +173,28 @@ def database(kind: str, tmp_path: Any) -> Iterator[str]:
             yield url
     else:
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
+
+
+# -- fixtures (imported by tests/conftest.py) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def live_gateway(
+    rasa_stack: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveGateway]:
+    """One gateway for the session: SQLite, the real model, fake Twilio and Telegram."""
+    path = tmp_path_factory.mktemp("gateway") / "gateway.db"
+    settings = gateway_settings(f"sqlite:///{path}", rasa_stack.url, rasa_stack.token)
+    with live_gateway_for(settings) as live:
+        yield live
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def gateway_on(
+    request: pytest.FixtureRequest, rasa_stack: Any, tmp_path: Any
+) -> Iterator[LiveGateway]:
+    """A fresh gateway per test, on SQLite and on PostgreSQL."""
+    with database(request.param, tmp_path) as url:
+        settings = gateway_settings(url, rasa_stack.url, rasa_stack.token)
+        with live_gateway_for(settings) as live:
+            yield live

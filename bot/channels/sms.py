@@ -19,7 +19,7 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import sms_text
-from bot.channels.sms_keywords import keyword
+from bot.channels.sms_keywords import AMBIGUOUS_OPT_IN, keyword
 from bot.config import Settings
 from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rendered, Reply
 from bot.models import Channel
@@ -126,7 +126,7 @@ async def inbound(form: FormDep, gateway: GatewayDep) -> Response:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "MessageSid or From is too long.")
     body = form.get("Body", "")
     if len(body) > MAX_TEXT:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "Message too long.")
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "Message too long.")
     media = form.get("NumMedia", "0")
     has_media = media.isdigit() and int(media) > 0
     if not body.strip() and (has_media or "Latitude" in form):
@@ -135,6 +135,8 @@ async def inbound(form: FormDep, gateway: GatewayDep) -> Response:
         kind = "non_text"  # an empty text: ask for words, kindly
     else:
         kind = keyword(body) or "text"
+        if kind == "start" and body.strip().strip(".!?,;:").lower() in AMBIGUOUS_OPT_IN:
+            kind = "text"  # YES is also an answer: the gateway checks the opt-out state
     await gateway.receive(
         IncomingMessage(channel=Channel.SMS, address=sender, text=body, provider_id=sid, kind=kind)
     )

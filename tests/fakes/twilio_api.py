@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 
-from tests.fakes.server import serve
+from bot.server import serve
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

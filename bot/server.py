@@ -1,4 +1,4 @@
-"""Run an ASGI app on a real loopback port in a background thread (uvicorn)."""
+"""Run an ASGI app with uvicorn in a background thread: `python -m bot run` and the tests."""
 
 from __future__ import annotations
 
@@ -19,22 +19,24 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int | None = None, timeout: float = 60) -> Iterator[str]:
+def serve(
+    app: Any, port: int | None = None, *, host: str = "127.0.0.1", timeout: float = 120
+) -> Iterator[str]:
     """Yields the base URL once the app (and its lifespan) has started."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive():
-            raise RuntimeError("the server failed to start")
+            raise RuntimeError(f"the server on port {port} failed to start (is the port free?)")
         if time.monotonic() > deadline:
             raise TimeoutError("the server did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
