@@ -26,6 +26,16 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_API = "https://api.twilio.com"
 
 
+def redirected_http_client(base_url: str) -> TwilioHttpClient:
+    """The real Twilio HTTP client, sending to `base_url` instead of api.twilio.com."""
+
+    class Redirected(TwilioHttpClient):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+            return super().request(method, url.replace(TWILIO_API, base_url), *args, **kwargs)
+
+    return Redirected(timeout=10)
+
+
 @dataclass
 class FakeTwilio:
     url: str = ""
@@ -72,13 +82,7 @@ class FakeTwilio:
         return app
 
     def http_client(self) -> TwilioHttpClient:
-        fake = self
-
-        class Redirected(TwilioHttpClient):
-            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-                return super().request(method, url.replace(TWILIO_API, fake.url), *args, **kwargs)
-
-        return Redirected(timeout=10)
+        return redirected_http_client(self.url)
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, str]]:
         """Block until at least `count` messages were sent; returns them all."""
