@@ -18,9 +18,8 @@ from tests.fakes.twilio_api import redirected_http_client
 
 def main() -> None:
     settings = Settings()
-    app = create_app(
-        settings, twilio_http_client=redirected_http_client(os.environ["BENCH_TWILIO_URL"])
-    )
+    provider = os.environ["BENCH_TWILIO_URL"]
+    app = create_app(settings, twilio_http=lambda: redirected_http_client(provider))
     uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="warning")
 
 

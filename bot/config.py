@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     rasa_venv: Path = ROOT / ".venv-rasa"
     models_dir: Path = ROOT / "models"
     startup_timeout: float = 300.0
+    # Niceness for Rasa and the action server when `python -m bot` starts them on the
+    # same machine as the gateway: the gateway acknowledges webhooks first.
+    rasa_nice: int = 5
     # Rasa's tracker store (a SQLAlchemy URL) and lock store (a Redis URL, or none for
     # the in-memory lock store, which is right for a single Rasa instance).
     rasa_tracker_store_url: str = f"sqlite:///{VAR / 'rasa-tracker.db'}"

@@ -50,7 +50,10 @@ def create_engine(url: str) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         if target.database:
             Path(target.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(target)
+        # SQLite has one writer at a time, and a writer that finds the file locked
+        # sleeps in growing steps. One shared connection makes writers queue in order
+        # instead, which keeps webhook acknowledgements fast under load.
+        engine = create_async_engine(target, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(target, pool_pre_ping=True)

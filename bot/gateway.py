@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -151,12 +152,19 @@ class Gateway:
         self._waiters = _Waiters()
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._safety_tasks: dict[int, asyncio.Task[None]] = {}
+        # (channel, address) -> conversation id, so a known sender's message is one
+        # INSERT. Contacts are never deleted yet; deleting one must call `forget`.
+        self._known: dict[tuple[str, str], int] = {}
         self._stopping = False
 
     # -- identity -----------------------------------------------------------------
 
     def pseudonym(self, channel: str, address: str) -> str:
         return pseudonym(self._secret, channel, address)
+
+    def forget(self, channel: str, address: str) -> None:
+        """Drop a cached contact (call when its rows are deleted)."""
+        self._known.pop((channel, address), None)
 
     def add_sender(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
@@ -188,43 +196,67 @@ class Gateway:
         return received
 
     async def _store(self, message: IncomingMessage) -> Received:
-        async with self.sessions() as session, session.begin():
-            if message.provider_id is not None:
-                existing = await session.scalar(
-                    select(Inbound).where(
-                        Inbound.channel == message.channel,
-                        Inbound.provider_id == message.provider_id,
+        """One short transaction: the webhook's acknowledgement waits for it."""
+        key = (str(message.channel), message.address)
+        conversation_id = self._known.get(key)
+        text = clean_text(message.text) if message.text else None
+        async with self.sessions() as session:
+            try:
+                async with session.begin():
+                    if conversation_id is None:
+                        conversation = await self.conversation_for(session, *key)
+                        conversation_id = conversation.id
+                    elif message.channel == Channel.WEB:  # web sessions end after quiet time
+                        await session.execute(
+                            update(Contact)
+                            .where(Contact.channel == key[0], Contact.address == key[1])
+                            .values(last_seen_at=datetime.now(UTC))
+                        )
+                    # While an earlier message waits for Rasa, the person already has
+                    # the holding reply: this one waits in line without another.
+                    held = (
+                        select(Inbound.id)
+                        .where(
+                            Inbound.conversation_id == conversation_id,
+                            Inbound.state == InboundState.PENDING,
+                            Inbound.holding_sent.is_(True),
+                        )
+                        .exists()
                     )
-                )
-                if existing is not None:
-                    return Received(existing.id, existing.conversation_id, duplicate=True)
-            conversation = await self.conversation_for(session, message.channel, message.address)
-            text = clean_text(message.text) if message.text else None
-            inbound = Inbound(
-                conversation_id=conversation.id,
-                channel=message.channel,
-                provider_id=message.provider_id,
-                kind=message.kind,
-                text=text[:MAX_TEXT] if text else None,
-                payload=message.payload,
-                meta=message.meta,
-            )
-            # While an earlier message waits for Rasa, the person already has the
-            # holding reply: this one waits in line without another.
-            inbound.holding_sent = bool(
-                await session.scalar(
-                    select(Inbound.id)
-                    .where(
-                        Inbound.conversation_id == conversation.id,
-                        Inbound.state == InboundState.PENDING,
-                        Inbound.holding_sent.is_(True),
+                    inserted = await session.execute(
+                        insert(Inbound)
+                        .values(
+                            conversation_id=conversation_id,
+                            channel=message.channel,
+                            provider_id=message.provider_id,
+                            kind=message.kind,
+                            text=text[:MAX_TEXT] if text else None,
+                            payload=message.payload,
+                            meta=message.meta,
+                            holding_sent=held,
+                        )
+                        .returning(Inbound.id)
                     )
-                    .limit(1)
-                )
-            )
-            session.add(inbound)
-            await session.flush()
-            return Received(inbound.id, conversation.id, duplicate=False)
+                    inbound_id = inserted.scalar_one()
+            except IntegrityError:
+                # The provider id is unique: this is a redelivery (or a race, retried).
+                if message.provider_id is None:
+                    raise
+                existing = (
+                    await session.execute(
+                        select(Inbound.id, Inbound.conversation_id).where(
+                            Inbound.channel == message.channel,
+                            Inbound.provider_id == message.provider_id,
+                        )
+                    )
+                ).first()
+                if existing is None:
+                    raise
+                return Received(existing.id, existing.conversation_id, duplicate=True)
+        if len(self._known) > 100_000:
+            self._known.clear()
+        self._known[key] = conversation_id
+        return Received(inbound_id, conversation_id, duplicate=False)
 
     async def conversation_for(
         self, session: AsyncSession, channel: str, address: str
@@ -326,6 +358,7 @@ class Gateway:
     # -- answering one message ----------------------------------------------------
 
     async def _process(self, inbound_id: int) -> None:
+        started = time.perf_counter()
         async with self.sessions() as session:
             inbound = await session.get(Inbound, inbound_id)
             assert inbound is not None
@@ -398,20 +431,22 @@ class Gateway:
         if intent:
             metadata["safety_reply_sent"] = True
         try:
+            asked = time.perf_counter()
             replies = await self._ask_rasa(out, conversation.rasa_sender, message, metadata)
+            answered = time.perf_counter()
         except RasaRejected as error:
             logger.warning("Rasa refused message %s: %s", inbound_id, error)
             await out.send_content("assistant.fallback", source="system")
-            await self._finish(inbound_id, "rejected")
+            await self._finish(inbound_id, "rejected", attempts=out.attempts)
             return
         if not replies and not intent:
             # Rasa had nothing to say (an intent with no rule): never leave the person
             # with silence.
             await out.send_content("assistant.fallback", source="system")
-            await self._finish(inbound_id, "no_reply")
+            await self._finish(inbound_id, "no_reply", attempts=out.attempts)
             return
         # The gateway already sent the emergency reply; don't send it twice.
-        skip = await out.sent_texts()
+        skip = await out.sent_texts() if intent or out.held else set()
         buttons: list[dict[str, str]] = []
         for reply in replies:
             if reply.text in skip and not reply.buttons:
@@ -419,8 +454,19 @@ class Gateway:
             await out.send(reply, source="bot")
             if reply.buttons:
                 buttons = list(reply.buttons)
-        await self._set_choices(conversation.id, buttons or None)
-        await self._finish(inbound_id, "answered")
+        await self._finish(
+            inbound_id,
+            "answered",
+            attempts=out.attempts,
+            choices=(conversation.id, buttons or None),
+        )
+        logger.debug(
+            "message %s: waited %.3fs, rasa %.3fs, sent %.3fs",
+            inbound_id,
+            asked - started,
+            answered - asked,
+            time.perf_counter() - answered,
+        )
 
     async def _safety_reply(self, inbound_id: int, intent: str) -> None:
         try:
@@ -445,9 +491,8 @@ class Gateway:
     ) -> list[Reply]:
         """Rasa's replies. Holds the person (once) if Rasa is slow or down; waits for it
         to come back however long that takes."""
-        attempts = 0
         while True:
-            await self._count_attempt(out.inbound.id)
+            out.attempts += 1
             call = asyncio.ensure_future(
                 self.rasa.send(sender, text, message_id=str(out.inbound.id), metadata=metadata)
             )
@@ -459,12 +504,11 @@ class Gateway:
                     raw = await call
                 return [_reply(m) for m in raw if m.get("text") or m.get("buttons")]
             except RasaUnavailable as error:
-                attempts += 1
-                if error.server_error and attempts >= RASA_ERROR_ATTEMPTS:
+                if error.server_error and out.attempts >= RASA_ERROR_ATTEMPTS:
                     # Rasa is up but fails on this message: don't block the person's
                     # conversation behind it for ever.
                     raise RasaRejected(str(error)) from error
-                if attempts == 1:
+                if out.attempts == 1:
                     logger.warning("Rasa unavailable (%s); message %s waits", error, out.inbound.id)
                 await self._hold(out)
             finally:
@@ -473,6 +517,7 @@ class Gateway:
             await asyncio.sleep(self.settings.rasa_retry_interval)
 
     async def _hold(self, out: _Out) -> None:
+        out.held = True
         if not await out.already_sent("holding"):
             await out.send_content("gateway.holding", source="holding", first_part_only=True)
             async with self.sessions() as session, session.begin():
@@ -483,22 +528,32 @@ class Gateway:
 
     # -- small writes ---------------------------------------------------------------
 
-    async def _finish(self, inbound_id: int, note: str) -> None:
+    async def _finish(
+        self,
+        inbound_id: int,
+        note: str,
+        *,
+        attempts: int | None = None,
+        choices: tuple[int, list[dict[str, str]] | None] | None = None,
+    ) -> None:
+        """Mark a message answered (one transaction: the choices offered go with it)."""
+        values: dict[str, Any] = {
+            "state": InboundState.DONE,
+            "note": note,
+            "answered_at": datetime.now(UTC),
+        }
+        if attempts is not None:
+            values["attempts"] = attempts
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(Inbound)
-                .where(Inbound.id == inbound_id)
-                .values(state=InboundState.DONE, note=note, answered_at=datetime.now(UTC))
-            )
+            await session.execute(update(Inbound).where(Inbound.id == inbound_id).values(**values))
+            if choices is not None:
+                conversation_id, offered = choices
+                await session.execute(
+                    update(Conversation)
+                    .where(Conversation.id == conversation_id)
+                    .values(choices=offered)
+                )
         self._waiters.release(inbound_id)
-
-    async def _count_attempt(self, inbound_id: int) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(Inbound)
-                .where(Inbound.id == inbound_id)
-                .values(attempts=Inbound.attempts + 1)
-            )
 
     async def _mark_safety(self, inbound_id: int, text: str) -> None:
         assessment = assess(text)
@@ -515,16 +570,6 @@ class Gateway:
                 update(Contact)
                 .where(Contact.id == contact_id)
                 .values(opted_out=opted_out, opted_out_at=datetime.now(UTC) if opted_out else None)
-            )
-
-    async def _set_choices(
-        self, conversation_id: int, choices: list[dict[str, str]] | None
-    ) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(choices=choices)
             )
 
     # -- delivery status, waiting, live updates -----------------------------------
@@ -613,6 +658,8 @@ class _Out:
         self.contact = contact
         self.inbound = inbound
         self.stopped = False
+        self.attempts = inbound.attempts  # tries at Rasa so far
+        self.held = inbound.holding_sent
 
     async def already_sent(self, source: str) -> bool:
         async with self.gateway.sessions() as session:
@@ -683,16 +730,19 @@ class _Out:
                 if not error.retryable:
                     break
                 await asyncio.sleep(0.5 * attempt)
+        rank = 5 if status == "failed" else STATUS_RANK.get(status, 0)
         async with self.gateway.sessions() as session, session.begin():
-            row = await session.get(Outbound, outbound_id)
-            assert row is not None
-            row.attempts = attempt
-            row.error_code = error_code
-            if provider_id is not None:
-                row.provider_id = provider_id
-            rank = STATUS_RANK.get(status, 0)
-            if rank > row.status_rank or status == "failed":
-                row.status, row.status_rank = status, max(rank, row.status_rank)
+            await session.execute(
+                update(Outbound)
+                .where(Outbound.id == outbound_id)
+                .values(attempts=attempt, error_code=error_code, provider_id=provider_id)
+            )
+            # A status callback may already have moved it further: only ever forward.
+            await session.execute(
+                update(Outbound)
+                .where(Outbound.id == outbound_id, Outbound.status_rank < rank)
+                .values(status=status, status_rank=rank)
+            )
 
 
 def _reply(message: dict[str, Any]) -> Reply:

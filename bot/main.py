@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from telegram.request import BaseRequest
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 
 from bot import db
 from bot.channels import sms, telegram, web
@@ -34,10 +34,11 @@ logger = logging.getLogger(__name__)
 def create_app(
     settings: Settings | None = None,
     *,
-    twilio_http_client: TwilioHttpClient | None = None,
+    twilio_http: Callable[[], AsyncTwilioHttpClient] | None = None,
     telegram_request: BaseRequest | None = None,
 ) -> FastAPI:
-    """The gateway. Tests pass local fakes for the providers' HTTP; nothing else changes."""
+    """The gateway. Tests pass local fakes for the providers' HTTP (`twilio_http` makes
+    Twilio's HTTP client inside the running loop); nothing else changes."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -49,9 +50,10 @@ def create_app(
         gateway.add_sender(web.WebSender(gateway))
         app.state.gateway = gateway
         app.state.telegram = None
+        twilio_client = None
         if settings.twilio_enabled:
-            client = sms.build_client(settings, twilio_http_client)
-            gateway.add_sender(sms.TwilioSender(settings, client))
+            twilio_client = sms.build_client(settings, twilio_http() if twilio_http else None)
+            gateway.add_sender(sms.TwilioSender(settings, twilio_client))
         if settings.telegram_enabled:
             application = telegram.build_application(settings, telegram_request)
             gateway.add_sender(telegram.TelegramSender(application))
@@ -65,6 +67,8 @@ def create_app(
             if app.state.telegram is not None:
                 await telegram.stop(app.state.telegram, settings)
             await rasa.aclose()
+            if twilio_client is not None:
+                await twilio_client.http_client.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -47,11 +47,20 @@ def _env(settings: Settings) -> dict[str, str]:
 
 @contextmanager
 def _process(
-    cmd: list[str], log_path: Path, env: dict[str, str]
+    cmd: list[str], log_path: Path, env: dict[str, str], nice: int = 0
 ) -> Iterator[subprocess.Popen[bytes]]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Lower priority for the heavy NLU work, so the gateway beside it (the
+            # front door, which must acknowledge webhooks fast) gets the CPU first.
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+        )
         try:
             yield proc
         finally:
@@ -91,7 +100,7 @@ def action_server(settings: Settings) -> Iterator[str]:
         "-p",
         str(settings.actions_port),
     ]
-    with _process(cmd, log, _env(settings)) as proc:
+    with _process(cmd, log, _env(settings), settings.rasa_nice) as proc:
         _wait_until(
             lambda: httpx.get(f"{settings.actions_url}/health", timeout=2).status_code == 200,
             proc,
@@ -251,7 +260,7 @@ def rasa_server(settings: Settings, model: Path | None = None) -> Iterator[str]:
         str(credentials),
     ]
     try:
-        with _process(cmd, log, {**_env(settings), **secrets}) as proc:
+        with _process(cmd, log, {**_env(settings), **secrets}, settings.rasa_nice) as proc:
 
             def ready() -> bool:
                 r = httpx.get(f"{settings.rasa_url}/status", params={"token": token}, timeout=2)

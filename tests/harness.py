@@ -141,9 +141,7 @@ def gateway_settings(
 def live_gateway_for(settings: Settings) -> Iterator[LiveGateway]:
     with twilio_api.fake_twilio() as twilio:
         telegram = RecordingRequest()
-        app = create_app(
-            settings, twilio_http_client=twilio.http_client(), telegram_request=telegram
-        )
+        app = create_app(settings, twilio_http=twilio.http_client, telegram_request=telegram)
         with serve(app, port=free_port()) as url:
             live = LiveGateway(url, settings, app, twilio, telegram)
             yield live

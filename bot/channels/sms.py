@@ -7,13 +7,13 @@ then acknowledges with empty TwiML; replies go out through the REST API, in orde
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated
 
+from aiohttp import ClientError
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
@@ -27,6 +27,7 @@ from bot.models import Channel
 logger = logging.getLogger(__name__)
 # The Twilio client logs whole requests (numbers, bodies) at INFO: keep it quieter.
 logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+logging.getLogger("twilio.async_http_client").setLevel(logging.WARNING)
 
 router = APIRouter(prefix="/sms", tags=["sms"])
 EMPTY_TWIML = str(MessagingResponse())
@@ -35,12 +36,13 @@ OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
 PERMANENT = {21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 30007}
 
 
-def build_client(settings: Settings, http_client: TwilioHttpClient | None = None) -> Client:
+def build_client(settings: Settings, http_client: AsyncTwilioHttpClient | None = None) -> Client:
+    """Twilio's client on its asyncio transport (make it inside the running loop)."""
     assert settings.twilio_account_sid and settings.twilio_auth_token
     return Client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
-        http_client=http_client or TwilioHttpClient(timeout=15),
+        http_client=http_client or AsyncTwilioHttpClient(timeout=15),
     )
 
 
@@ -69,7 +71,7 @@ class TwilioSender:
         if self.settings.public_base_url:
             kwargs["status_callback"] = f"{self.settings.public_base_url}/sms/status"
         try:
-            sent = await asyncio.to_thread(self.client.messages.create, **kwargs)
+            sent = await self.client.messages.create_async(**kwargs)
         except TwilioRestException as error:
             code = int(error.code) if error.code else None
             raise DeliveryError(
@@ -78,7 +80,7 @@ class TwilioSender:
                 retryable=code not in PERMANENT and (error.status >= 500 or error.status == 429),
                 opted_out=code == OPTED_OUT,
             ) from error
-        except (TwilioException, OSError) as error:  # network trouble: try again
+        except (TwilioException, ClientError, TimeoutError, OSError) as error:  # try again
             raise DeliveryError(type(error).__name__, retryable=True) from error
         return sent.sid, sent.status or "queued"
 

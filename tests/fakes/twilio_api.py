@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from twilio.http.http_client import TwilioHttpClient
+from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
 from bot.server import serve
@@ -26,12 +26,14 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_API = "https://api.twilio.com"
 
 
-def redirected_http_client(base_url: str) -> TwilioHttpClient:
-    """The real Twilio HTTP client, sending to `base_url` instead of api.twilio.com."""
+def redirected_http_client(base_url: str) -> AsyncTwilioHttpClient:
+    """The real Twilio HTTP client, sending to `base_url` instead of api.twilio.com.
+    Call it inside the running event loop (aiohttp's rule)."""
 
-    class Redirected(TwilioHttpClient):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-            return super().request(method, url.replace(TWILIO_API, base_url), *args, **kwargs)
+    class Redirected(AsyncTwilioHttpClient):
+        async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+            url = url.replace(TWILIO_API, base_url)
+            return await super().request(method, url, *args, **kwargs)
 
     return Redirected(timeout=10)
 
@@ -81,7 +83,7 @@ class FakeTwilio:
 
         return app
 
-    def http_client(self) -> TwilioHttpClient:
+    def http_client(self) -> AsyncTwilioHttpClient:
         return redirected_http_client(self.url)
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, str]]:
