@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,7 @@ from bot.server import free_port
 from bot.stack import running_stack
 
 PUBLIC_URL = "https://bench.waymark.example"
+THINK = 0.5  # seconds a person pauses after an answer, on every path alike
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "bench-auth-token"
 # What people ask, in turn; none of them trips the safety check.
@@ -98,22 +99,33 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run_direct(
-    client: httpx.AsyncClient, rasa_url: str, user: str, deadline: float, result: Result
+async def converse(
+    ask: Callable[[str], Awaitable[object]], deadline: float, result: Result
 ) -> None:
+    """One person asking the questions in turn until the deadline; times each answer."""
     for text in itertools.cycle(QUESTIONS):
         if time.perf_counter() > deadline:
             return
         start = time.perf_counter()
         try:
-            r = await client.post(
-                f"{rasa_url}/webhooks/rest/webhook", json={"sender": user, "message": text}
-            )
-            r.raise_for_status()
-            assert r.json(), "no reply"
+            assert await ask(text), "no reply"
             result.latencies.append(time.perf_counter() - start)
         except Exception:
             result.errors += 1
+        await asyncio.sleep(THINK)
+
+
+async def run_direct(
+    client: httpx.AsyncClient, rasa_url: str, user: str, deadline: float, result: Result
+) -> None:
+    async def ask(text: str) -> object:
+        r = await client.post(
+            f"{rasa_url}/webhooks/rest/webhook", json={"sender": user, "message": text}
+        )
+        r.raise_for_status()
+        return r.json()
+
+    await converse(ask, deadline, result)
 
 
 async def run_web(
@@ -121,19 +133,15 @@ async def run_web(
 ) -> None:
     created = await client.post(f"{gateway_url}/api/web/sessions")
     session = created.json()["session_id"]
-    for text in itertools.cycle(QUESTIONS):
-        if time.perf_counter() > deadline:
-            return
-        start = time.perf_counter()
-        try:
-            r = await client.post(
-                f"{gateway_url}/api/web/sessions/{session}/messages", json={"text": text}
-            )
-            r.raise_for_status()
-            assert r.json()["messages"], "no reply"
-            result.latencies.append(time.perf_counter() - start)
-        except Exception:
-            result.errors += 1
+
+    async def ask(text: str) -> object:
+        r = await client.post(
+            f"{gateway_url}/api/web/sessions/{session}/messages", json={"text": text}
+        )
+        r.raise_for_status()
+        return r.json()["messages"]
+
+    await converse(ask, deadline, result)
 
 
 async def run_sms(
@@ -168,9 +176,9 @@ async def run_sms(
             r.raise_for_status()
             first_reply = await asyncio.wait_for(arrived, 60)
             result.latencies.append(first_reply - start)
-            # Let the rest of this answer go out before the next question: wait for
-            # half a second with no SMS to this person.
-            while time.perf_counter() - provider.last.get(number, 0) < 0.5:
+            # Let the rest of this answer go out before the next question: wait until
+            # no SMS has come for this person for the same pause as on the other paths.
+            while time.perf_counter() - provider.last.get(number, 0) < THINK:
                 await asyncio.sleep(0.1)
         except Exception:
             result.errors += 1

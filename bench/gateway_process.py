@@ -20,7 +20,13 @@ def main() -> None:
     settings = Settings()
     provider = os.environ["BENCH_TWILIO_URL"]
     app = create_app(settings, twilio_http=lambda: redirected_http_client(provider))
-    uvicorn.run(app, host=settings.gateway_host, port=settings.gateway_port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -357,15 +357,22 @@ class Gateway:
 
     # -- answering one message ----------------------------------------------------
 
+    async def _load(self, inbound_id: int) -> tuple[Inbound, Conversation, Contact]:
+        """A message with its conversation and contact, in one round trip."""
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Inbound, Conversation, Contact)
+                    .join(Conversation, Conversation.id == Inbound.conversation_id)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(Inbound.id == inbound_id)
+                )
+            ).one()
+        return row.Inbound, row.Conversation, row.Contact
+
     async def _process(self, inbound_id: int) -> None:
         started = time.perf_counter()
-        async with self.sessions() as session:
-            inbound = await session.get(Inbound, inbound_id)
-            assert inbound is not None
-            conversation = await session.get(Conversation, inbound.conversation_id)
-            assert conversation is not None
-            contact = await session.get(Contact, conversation.contact_id)
-            assert contact is not None
+        inbound, conversation, contact = await self._load(inbound_id)
         sender = self.senders.get(inbound.channel)
         if sender is None:
             logger.warning("No sender for channel %s; message %s kept", inbound.channel, inbound_id)
@@ -470,13 +477,7 @@ class Gateway:
 
     async def _safety_reply(self, inbound_id: int, intent: str) -> None:
         try:
-            async with self.sessions() as session:
-                inbound = await session.get(Inbound, inbound_id)
-                assert inbound is not None
-                conversation = await session.get(Conversation, inbound.conversation_id)
-                assert conversation is not None
-                contact = await session.get(Contact, conversation.contact_id)
-                assert contact is not None
+            inbound, conversation, contact = await self._load(inbound_id)
             sender = self.senders.get(inbound.channel)
             if sender is None or contact.opted_out:
                 return

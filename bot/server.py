@@ -24,7 +24,10 @@ def serve(
 ) -> Iterator[str]:
     """Yields the base URL once the app (and its lifespan) has started."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    # No access log: web chat URLs carry the session id, which is a secret.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

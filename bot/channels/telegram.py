@@ -27,6 +27,8 @@ from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rende
 from bot.models import Channel, Outbound
 
 logger = logging.getLogger(__name__)
+# httpx logs each request URL at INFO, and Bot API URLs contain the bot token.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 router = APIRouter(prefix="/telegram", tags=["telegram"])
 ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -14,7 +15,14 @@ from actions import content
 from bot.db import sync_url
 from bot.models import Inbound
 from tests.fakes.telegram_api import callback_update, text_update
-from tests.harness import PUBLIC_URL, TELEGRAM_SECRET, LiveGateway, wait_until
+from tests.harness import (
+    PUBLIC_URL,
+    TELEGRAM_SECRET,
+    LiveGateway,
+    gateway_settings,
+    live_gateway_for,
+    wait_until,
+)
 
 pytestmark = pytest.mark.rasa
 _chats = itertools.count(5_000_000)
@@ -179,3 +187,20 @@ def test_malformed_updates_get_a_4xx(live_gateway: LiveGateway, body: bytes) -> 
         headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
     )
     assert response.status_code == 400
+
+
+def test_polling_mode_answers_without_a_webhook(rasa_stack: object, tmp_path: Path) -> None:
+    settings = gateway_settings(
+        f"sqlite:///{tmp_path / 'gateway.db'}",
+        rasa_stack.url,  # type: ignore[attr-defined]
+        rasa_stack.token,  # type: ignore[attr-defined]
+        public_base_url=None,
+        telegram_mode="auto",  # no public URL: poll
+    )
+    with live_gateway_for(settings) as live:
+        assert live.telegram.called("setWebhook") == []
+        assert live.telegram.called("deleteWebhook")
+        chat = new_chat()
+        live.telegram.updates.append(text_update(next(_updates), chat, "what does bail mean"))
+        replies = live.telegram_replies(chat, 1)
+        assert "bail" in replies[0]["text"].lower()

@@ -6,6 +6,7 @@ Bot API would, so the library parses real responses.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -21,6 +22,8 @@ BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Waymark", "username": "
 class RecordingRequest(BaseRequest):
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        # Updates handed out by getUpdates (polling mode), oldest first.
+        self.updates: list[dict[str, Any]] = []
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -46,6 +49,12 @@ class RecordingRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         endpoint = url.rsplit("/", 1)[-1]
         params = dict(request_data.parameters) if request_data else {}
+        if endpoint == "getUpdates":
+            with self._lock:
+                handed, self.updates = self.updates, []
+            if not handed:
+                await asyncio.sleep(0.05)  # a long poll that found nothing
+            return 200, json.dumps({"ok": True, "result": handed}).encode()
         with self._lock:
             self.calls.append((endpoint, params))
         if endpoint == "getMe":
@@ -58,9 +67,6 @@ class RecordingRequest(BaseRequest):
                 "from": BOT_USER,
                 "text": params.get("text", ""),
             }
-        elif endpoint == "getUpdates":
-            time.sleep(0)  # polling isn't used by the tests
-            result = []
         else:  # setWebhook, deleteWebhook, answerCallbackQuery, ...
             result = True
         return 200, json.dumps({"ok": True, "result": result}).encode()
