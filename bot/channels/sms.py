@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from aiohttp import ClientError
+from aiohttp import ClientError, encode_basic_auth
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
@@ -36,13 +37,35 @@ OPTED_OUT = 21610  # "Attempt to send to unsubscribed recipient"
 PERMANENT = {21211, 21408, 21610, 21612, 21614, 30003, 30004, 30005, 30006, 30007}
 
 
+class TwilioHttp(AsyncTwilioHttpClient):
+    """Twilio's asyncio transport, with the credentials sent as a header: aiohttp
+    deprecates the `auth=` argument that the library still passes."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        if auth is not None:
+            headers = {**(headers or {}), "Authorization": encode_basic_auth(*auth)}
+        return await super().request(
+            method, url, params, data, headers, None, timeout, allow_redirects
+        )
+
+
 def build_client(settings: Settings, http_client: AsyncTwilioHttpClient | None = None) -> Client:
     """Twilio's client on its asyncio transport (make it inside the running loop)."""
     assert settings.twilio_account_sid and settings.twilio_auth_token
     return Client(
         settings.twilio_account_sid,
         settings.twilio_auth_token.get_secret_value(),
-        http_client=http_client or AsyncTwilioHttpClient(timeout=15),
+        http_client=http_client or TwilioHttp(timeout=15),
     )
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
+from bot.channels.sms import TwilioHttp
 from bot.server import serve
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -26,11 +26,11 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 TWILIO_API = "https://api.twilio.com"
 
 
-def redirected_http_client(base_url: str) -> AsyncTwilioHttpClient:
+def redirected_http_client(base_url: str) -> TwilioHttp:
     """The real Twilio HTTP client, sending to `base_url` instead of api.twilio.com.
     Call it inside the running event loop (aiohttp's rule)."""
 
-    class Redirected(AsyncTwilioHttpClient):
+    class Redirected(TwilioHttp):
         async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
             url = url.replace(TWILIO_API, base_url)
             return await super().request(method, url, *args, **kwargs)
@@ -83,7 +83,7 @@ class FakeTwilio:
 
         return app
 
-    def http_client(self) -> AsyncTwilioHttpClient:
+    def http_client(self) -> TwilioHttp:
         return redirected_http_client(self.url)
 
     def wait_for(self, count: int, timeout: float = 30) -> list[dict[str, str]]:
