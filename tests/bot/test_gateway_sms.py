@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from actions import content
 from bot.channels.sms_text import segments
 from bot.db import sync_url
-from bot.models import Contact, Inbound, Outbound
+from bot.models import Contact, Inbound, Outbound, Owner
 from tests.fakes.twilio_api import AUTH_TOKEN
 from tests.harness import FROM_NUMBER, PUBLIC_URL, LiveGateway, wait_until
 
@@ -292,3 +292,26 @@ def test_long_replies_fit_the_segment_limit(live_gateway: LiveGateway) -> None:
     live_gateway.sms(number, "what happens at a trial")
     replies = wait_until(lambda: live_gateway.twilio.to(number), 1)
     assert all(segments(r) <= live_gateway.settings.sms_max_segments for r in replies)
+
+
+def test_a_person_owned_conversation_still_gets_the_emergency_route(
+    live_gateway: LiveGateway,
+) -> None:
+    number = new_number()
+    live_gateway.sms(number, "hello")
+    wait_until(lambda: live_gateway.twilio.to(number), 1)
+    engine = create_engine(sync_url(live_gateway.settings.database_url))
+    with Session(engine) as session, session.begin():
+        (contact,) = session.scalars(select(Contact).filter_by(address=number)).all()
+        contact.conversation.owner = Owner.HUMAN  # a coordinator has taken over
+    engine.dispose()
+    before = len(live_gateway.twilio.to(number))
+    live_gateway.sms(number, "what does bail mean")
+    live_gateway.sms(number, "he is outside my door with a knife")
+    replies = wait_until(lambda: live_gateway.twilio.to(number), before + 1)
+    assert "999" in replies[before]
+    notes = wait_until(
+        lambda: [i.note for i in rows(live_gateway, Inbound) if i.note == "for_human"], 2
+    )
+    assert len(notes) == 2  # neither went to Rasa
+    assert not any("bail" in r.lower() for r in live_gateway.twilio.to(number))

@@ -110,3 +110,23 @@ def test_a_slow_rasa_gets_a_holding_reply_then_the_answer(
             lambda: [o for o in table(live, Outbound) if o.source == "bot"], 1, timeout=30
         )
         assert "bail" in answered[0].text.lower()
+
+
+def test_messages_pending_at_shutdown_are_answered_after_a_restart(
+    rasa_stack: object, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'gateway.db'}"
+    nowhere = f"http://127.0.0.1:{free_port()}"  # no Rasa listens here
+    token = rasa_stack.token  # type: ignore[attr-defined]
+    down = gateway_settings(database, nowhere, token, rasa_timeout=1.0)
+    with live_gateway_for(down) as live:
+        session = live.web_session()
+        assert [m["text"] for m in live.web_say(session, "what does bail mean")] == [HOLDING]
+    # The gateway stopped with the message still waiting; a new one picks it up.
+    up = gateway_settings(database, rasa_stack.url, token)  # type: ignore[attr-defined]
+    with live_gateway_for(up) as live:
+        answered = wait_until(
+            lambda: [o for o in table(live, Outbound) if o.source == "bot"], 1, timeout=30
+        )
+        assert "bail" in answered[0].text.lower()
+        assert [i.note for i in table(live, Inbound)] == ["answered"]
