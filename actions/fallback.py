@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import content
@@ -39,6 +40,11 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        if misunderstandings_in_a_row(tracker.events) >= 2:
-            return content.send(dispatcher, "assistant.fallback_offer_person")
-        return content.send(dispatcher, "assistant.fallback")
+        key = (
+            "assistant.fallback_offer_person"
+            if misunderstandings_in_a_row(tracker.events) >= 2
+            else "assistant.fallback"
+        )
+        # As the core fallback (no policy is confident), nothing else would be more
+        # confident next either: wait for the person instead of saying it again.
+        return [*content.send(dispatcher, key), FollowupAction("action_listen")]

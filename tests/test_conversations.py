@@ -102,6 +102,16 @@ def test_two_misunderstandings_in_a_row_offer_a_person(rasa_stack: RasaStack) ->
     assert second[0].startswith(content.item("assistant.fallback_offer_person").parts[0])
 
 
+def test_an_uncertain_turn_gets_one_fallback_reply_not_a_loop(rasa_stack: RasaStack) -> None:
+    # "2" after an answer with no choices: no policy is confident, so the core fallback
+    # answers, once, and the assistant waits for the person.
+    sender = new_sender()
+    rasa_stack.say(sender, "what does bail mean")
+    replies = texts(rasa_stack.say(sender, "2"))
+    assert len(replies) == 1
+    assert replies[0].startswith(content.item("assistant.fallback").parts[0])
+
+
 def test_bot_challenge_is_answered_honestly(rasa_stack: RasaStack) -> None:
     reply = texts(rasa_stack.say(new_sender(), "am i talking to a real person?"))
     assert reply[0].startswith(content.item("assistant.bot_challenge").parts[0])

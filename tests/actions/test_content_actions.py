@@ -200,8 +200,10 @@ def _fallback_turn(text: str) -> list[dict]:
 def test_first_misunderstanding_asks_to_rephrase_second_offers_a_person() -> None:
     first = tracker("nlu_fallback", "blah")
     assert misunderstandings_in_a_row(first.events) == 1
-    messages, _ = run(ActionFallback(), first)
+    messages, events = run(ActionFallback(), first)
     assert texts(messages)[0].startswith(content.item("assistant.fallback").parts[0])
+    # It then waits for the person, rather than being predicted again (a loop).
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "action_listen"}
 
     second = tracker("nlu_fallback", "blah again", events=_fallback_turn("blah"))
     assert misunderstandings_in_a_row(second.events) == 2
