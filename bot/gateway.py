@@ -28,12 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actions import content
-from bot.channels.sms_keywords import AMBIGUOUS_OPT_IN
+from bot.channels.sms_keywords import is_ambiguous_opt_in
 from bot.config import Settings
 from bot.identity import pseudonym
 from bot.models import Channel, Contact, Conversation, Inbound, InboundState, Outbound, Owner
 from bot.rasa_client import RasaClient, RasaRejected, RasaUnavailable
-from safety import assess, forced_intent
+from safety import Assessment, assess, forced_intent
 
 logger = logging.getLogger(__name__)
 
@@ -347,14 +347,6 @@ class Gateway:
         self._workers.clear()
         self._safety_tasks.clear()
 
-    async def idle(self, timeout: float = 30.0) -> None:
-        """Wait until no worker is busy (tests and benchmarks)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while any(not t.done() for t in self._workers.values()):
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("workers still busy")
-            await asyncio.sleep(0.02)
-
     # -- answering one message ----------------------------------------------------
 
     async def _load(self, inbound_id: int) -> tuple[Inbound, Conversation, Contact]:
@@ -384,7 +376,7 @@ class Gateway:
         if (
             kind == "text"
             and contact.opted_out
-            and text.strip().strip(".!?,;:").lower() in AMBIGUOUS_OPT_IN
+            and is_ambiguous_opt_in(text)
             and inbound.channel == Channel.SMS
         ):
             kind = "start"  # YES opts back in only when someone has opted out
@@ -395,12 +387,14 @@ class Gateway:
             return
 
         # The safety reply normally went out on receipt; after a restart, send it now.
-        intent = forced_intent(assess(text)) if text else None
+        assessment = assess(text) if text else None
+        intent = forced_intent(assessment) if assessment else None
         early = self._safety_tasks.pop(inbound_id, None)
         if early is not None:
             await asyncio.gather(early, return_exceptions=True)
         if intent and not await out.already_sent("safety"):
-            await self._mark_safety(inbound_id, text)
+            assert assessment is not None
+            await self._mark_safety(inbound_id, assessment)
             await out.send_content(SAFETY_CONTENT[intent], source="safety")
 
         if kind == "stop":
@@ -481,7 +475,7 @@ class Gateway:
             sender = self.senders.get(inbound.channel)
             if sender is None or contact.opted_out:
                 return
-            await self._mark_safety(inbound_id, inbound.text or "")
+            await self._mark_safety(inbound_id, assess(inbound.text or ""))
             out = _Out(self, sender, conversation.id, contact, inbound)
             await out.send_content(SAFETY_CONTENT[intent], source="safety")
         except Exception:
@@ -556,8 +550,7 @@ class Gateway:
                 )
         self._waiters.release(inbound_id)
 
-    async def _mark_safety(self, inbound_id: int, text: str) -> None:
-        assessment = assess(text)
+    async def _mark_safety(self, inbound_id: int, assessment: Assessment) -> None:
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(Inbound)

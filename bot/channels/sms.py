@@ -20,9 +20,10 @@ from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels import sms_text
-from bot.channels.sms_keywords import AMBIGUOUS_OPT_IN, keyword
+from bot.channels.sms_keywords import is_ambiguous_opt_in, keyword
 from bot.config import Settings
-from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rendered, Reply
+from bot.deps import GatewayDep, get_gateway
+from bot.gateway import MAX_TEXT, DeliveryError, IncomingMessage, Rendered, Reply
 from bot.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -108,16 +109,9 @@ class TwilioSender:
         return sent.sid, sent.status or "queued"
 
 
-def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-
-
 async def verified_form(request: Request) -> dict[str, str]:
     """The form Twilio posted, once its signature checks out (403 otherwise)."""
-    gateway: Gateway = request.app.state.gateway
+    gateway = get_gateway(request)
     settings = gateway.settings
     if not settings.twilio_enabled:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "SMS is not enabled.")
@@ -152,15 +146,12 @@ async def inbound(form: FormDep, gateway: GatewayDep) -> Response:
     body = form.get("Body", "")
     if len(body) > MAX_TEXT:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "Message too long.")
-    media = form.get("NumMedia", "0")
-    has_media = media.isdigit() and int(media) > 0
-    if not body.strip() and (has_media or "Latitude" in form):
+    if not body.strip():
+        # A picture, a location, or an empty text: all get the kind "text only" reply.
         kind = "non_text"
-    elif not body.strip():
-        kind = "non_text"  # an empty text: ask for words, kindly
     else:
         kind = keyword(body) or "text"
-        if kind == "start" and body.strip().strip(".!?,;:").lower() in AMBIGUOUS_OPT_IN:
+        if kind == "start" and is_ambiguous_opt_in(body):
             kind = "text"  # YES is also an answer: the gateway checks the opt-out state
     await gateway.receive(
         IncomingMessage(channel=Channel.SMS, address=sender, text=body, provider_id=sid, kind=kind)

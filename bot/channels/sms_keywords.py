@@ -44,5 +44,13 @@ def keyword(body: str) -> Keyword | None:
     in the message (another word) means it is not a keyword. A "start" result for a word
     in AMBIGUOUS_OPT_IN ("yes") is opt-in only if the contact has opted out.
     """
-    word = body.strip().rstrip(_TRAILING).rstrip().casefold()
-    return _KEYWORDS.get(word)
+    return _KEYWORDS.get(_word(body))
+
+
+def is_ambiguous_opt_in(body: str) -> bool:
+    """The whole message is an opt-in word that is also an everyday answer ("Yes.")."""
+    return _word(body) in AMBIGUOUS_OPT_IN
+
+
+def _word(body: str) -> str:
+    return body.strip().rstrip(_TRAILING).rstrip().casefold()

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType, MessageLimit
@@ -23,6 +22,7 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
 from bot.config import Settings
+from bot.deps import GatewayDep
 from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rendered, Reply
 from bot.models import Channel, Outbound
 
@@ -180,13 +180,6 @@ def add_handlers(application: Application, gateway: Gateway) -> None:
             await handle_update(update, gateway)
 
     application.add_handler(TypeHandler(Update, on_update))
-
-
-def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 @router.post("/webhook")

@@ -13,9 +13,9 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field, field_validator
@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sse_starlette.sse import EventSourceResponse
 
 from actions import content
+from bot.deps import GatewayDep
 from bot.gateway import MAX_TEXT, Gateway, IncomingMessage, Rendered, Reply, clean_text
 from bot.models import Channel, Contact, Conversation
 
@@ -89,13 +90,6 @@ class MessageOut(BaseModel):
 
 class Replies(BaseModel):
     messages: list[MessageOut]
-
-
-def get_gateway(request: Request) -> Gateway:
-    return request.app.state.gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 def _address(gateway: Gateway, session_id: str) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.channels.sms_keywords import AMBIGUOUS_OPT_IN, HELP, OPT_IN, OPT_OUT, keyword
+from bot.channels.sms_keywords import (
+    AMBIGUOUS_OPT_IN,
+    HELP,
+    OPT_IN,
+    OPT_OUT,
+    is_ambiguous_opt_in,
+    keyword,
+)
 
 
 def test_twilio_default_lists() -> None:
@@ -99,3 +106,18 @@ def test_yes_is_opt_in_but_ambiguous() -> None:
     assert AMBIGUOUS_OPT_IN <= OPT_IN
     # The unambiguous opt-in words are not in it.
     assert "start" not in AMBIGUOUS_OPT_IN and "unstop" not in AMBIGUOUS_OPT_IN
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("yes", True),
+        (" Yes. ", True),
+        ("YES!", True),
+        ("start", False),
+        ("yes please", False),
+        ("", False),
+    ],
+)
+def test_is_ambiguous_opt_in(body: str, expected: bool) -> None:
+    assert is_ambiguous_opt_in(body) is expected
