@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from actions.references import DEFAULT_REFERENCE_FORMAT, DEFAULT_REFERENCE_PATTERN
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
@@ -87,6 +89,33 @@ class Settings(BaseSettings):
     # Web chat.
     web_exit_url: str = "https://www.bbc.co.uk/weather"
     web_session_minutes: int = 60
+
+    # Case progress.
+    # Crime references: a regex with named groups, and how to write them. The default
+    # is the Met's: 7 digits, a slash and a 2-digit year (4301234/26).
+    crime_reference_pattern: str = DEFAULT_REFERENCE_PATTERN
+    crime_reference_format: str = DEFAULT_REFERENCE_FORMAT
+    # A verified look-up lasts this long; then the person gives their details again.
+    verification_minutes: int = 30
+    # Failed checks allowed per case and per sender in the window, then a lock.
+    verification_max_failures: int = 5
+    verification_window_hours: int = 24
+    # One-time codes (enrolment, web verification) expire after this long.
+    code_minutes: int = 15
+    # Waymark's local standard for how often a victim hears, unless they agreed another.
+    update_every_days: int = 28
+    # The notification worker: seconds between looks at the outbox, and how many run.
+    notify_interval: float = 2.0
+    notify_workers: int = 1
+    # The update-deadline watchdog runs this often (minutes).
+    watchdog_interval_minutes: int = 60
+    # The agency API refuses request bodies larger than this (bytes).
+    agency_max_body_bytes: int = 65_536
+    # The Telegram bot's username, for /start deep links (t.me/<name>?start=...).
+    telegram_bot_username: str | None = None
+    # Demo mode: one-time codes for addresses no provider can reach (no Twilio or
+    # Telegram set up) are written to the gateway log instead.
+    demo: bool = False
 
     @field_validator("database_url", "rasa_tracker_store_url")
     @classmethod

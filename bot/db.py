@@ -10,7 +10,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine_
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -57,6 +58,18 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(target, pool_pre_ping=True)
+
+
+def create_sync_engine(url: str) -> Engine:
+    """A blocking engine, for commands (bulk import, demo data, reports) and scripts."""
+    target = sync_url(url)
+    if target.get_backend_name() == "sqlite":
+        if target.database:
+            Path(target.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_sync_engine_(target)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_sync_engine_(target, pool_pre_ping=True)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

@@ -83,6 +83,12 @@ class Conversation(Base):
     owner: Mapped[str] = mapped_column(String(16), default=Owner.BOT)
     # The buttons last offered, so "2" can be read as the second choice.
     choices: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    # What the gateway itself takes from the next message instead of Rasa (a secret,
+    # a one-time code): {"kind": ..., "until": ISO time, ...}. See bot.cases.verification.
+    awaiting: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A verified look-up lasts for a while, then the person proves it again.
+    verified_victim_id: Mapped[int | None] = mapped_column(ForeignKey("victims.id"))
+    verified_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -18,6 +18,8 @@ from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from actions.references import DEFAULT_REFERENCE_FORMAT, DEFAULT_REFERENCE_PATTERN
+
 ENTITY = "crime_reference"
 
 
@@ -30,8 +32,8 @@ class CrimeReferenceExtractor(GraphComponent, EntityExtractorMixin):
         return {
             # Named groups are joined by `format`; digits may be split by
             # spaces, slashes, hyphens or dots.
-            "pattern": r"(?<!\d)(?P<number>\d{7})\s*[/\\\-. ]?\s*(?P<year>\d{2})(?!\d)",
-            "format": "{number}/{year}",
+            "pattern": DEFAULT_REFERENCE_PATTERN,
+            "format": DEFAULT_REFERENCE_FORMAT,
         }
 
     def __init__(self, config: dict[str, Any]) -> None:

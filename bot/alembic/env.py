@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import bot.cases.models  # noqa: F401  (registers the case tables)
 from bot.models import Base
 
 config = context.config
