@@ -64,10 +64,10 @@ models/.trained: $(RASA_VENV)/.installed $(RASA_DATA)
 train: models/.trained
 
 run: setup train
-	@$(APP_PY) -m bot run
+	@WAYMARK_DEMO=$${WAYMARK_DEMO:-true} $(APP_PY) -m bot run
 
 serve: setup train
-	@$(APP_PY) -m bot serve
+	@WAYMARK_DEMO=$${WAYMARK_DEMO:-true} $(APP_PY) -m bot serve
 
 chat: setup
 	@$(APP_PY) -m bot chat

@@ -1,8 +1,8 @@
 """Routes whose full behaviour comes in later issues.
 
 Until then each tells the truth about what the person can do instead: the
-assistant never pretends to look up a case, reach a coordinator, change contact
-settings or delete data.
+assistant never pretends to reach a coordinator, change contact settings or
+delete data.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ class _HonestAnswer(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return content.send(dispatcher, self.content_key)
-
-
-class ActionCaseUpdate(_HonestAnswer):
-    action_name = "action_case_update"
-    content_key = "assistant.case_update_unavailable"
 
 
 class ActionRequestHuman(_HonestAnswer):

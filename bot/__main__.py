@@ -4,6 +4,11 @@
   and SMS/Telegram when their settings are there), then a terminal chat.
 - `serve`: the same, without the terminal chat, until Ctrl-C.
 - `chat --url URL`: a terminal chat with a gateway that is already running.
+- Case progress: `seed-demo`, `agency-key`, `import-events`, `watchdog`, `report`
+  (see docs/cases.md).
+
+With WAYMARK_DEMO=true (`make run` sets it), `run` and `serve` add the demo cases
+first and write one-time codes to the log.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from bot.cases import demo, importer, keys, watchdog
 from bot.chat import GatewayChat, repl
 from bot.config import Settings, get_settings
 from bot.main import create_app
@@ -39,13 +45,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="start everything and keep serving until Ctrl-C")
     chat = sub.add_parser("chat", help="chat with a running gateway")
     chat.add_argument("--url", default=None, help="the gateway's URL (default: from settings)")
+    demo.register(sub)
+    keys.register(sub)
+    importer.register(sub)
+    watchdog.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    if hasattr(args, "func"):  # the case-progress commands
+        return int(args.func(args))
     settings = get_settings()
     if args.command == "chat":
         repl(GatewayChat(args.url or settings.gateway_url))
         return 0
+    if settings.demo:
+        demo.main_seed(args)
     print("Starting the assistant (the first start takes a minute)...", flush=True)
     try:
         with everything(settings) as url:

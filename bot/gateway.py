@@ -125,6 +125,14 @@ class Received:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Notified:
+    """What happened to a notification: sent (to the provider), or why not."""
+
+    outbound_id: int | None
+    status: str  # sent, failed, opted_out, no_channel, demo
+
+
 @dataclass
 class _Waiters:
     events: dict[int, asyncio.Event] = field(default_factory=dict)
@@ -156,6 +164,9 @@ class Gateway:
         # INSERT. Contacts are never deleted yet; deleting one must call `forget`.
         self._known: dict[tuple[str, str], int] = {}
         self._stopping = False
+        from bot.cases.desk import CaseDesk  # the desk renders Replies: import it late
+
+        self.desk = CaseDesk(self)
 
     # -- identity -----------------------------------------------------------------
 
@@ -223,6 +234,8 @@ class Gateway:
                         )
                         .exists()
                     )
+                    # A secret or a code is kept in memory only, never stored.
+                    secret = self.desk.should_hold(conversation_id, text)
                     inserted = await session.execute(
                         insert(Inbound)
                         .values(
@@ -230,9 +243,9 @@ class Gateway:
                             channel=message.channel,
                             provider_id=message.provider_id,
                             kind=message.kind,
-                            text=text[:MAX_TEXT] if text else None,
+                            text=None if secret else text[:MAX_TEXT] if text else None,
                             payload=message.payload,
-                            meta=message.meta,
+                            meta={**(message.meta or {}), "held": True} if secret else message.meta,
                             holding_sent=held,
                         )
                         .returning(Inbound.id)
@@ -253,6 +266,8 @@ class Gateway:
                 if existing is None:
                     raise
                 return Received(existing.id, existing.conversation_id, duplicate=True)
+        if secret and text:
+            self.desk.hold(inbound_id, text[:MAX_TEXT])
         if len(self._known) > 100_000:
             self._known.clear()
         self._known[key] = conversation_id
@@ -329,6 +344,7 @@ class Gateway:
     async def start(self) -> None:
         """Pick up messages left pending by a previous run."""
         self._stopping = False
+        await self.desk.load()
         async with self.sessions() as session:
             pending = await session.scalars(
                 select(Inbound.conversation_id)
@@ -371,7 +387,9 @@ class Gateway:
             await self._finish(inbound_id, "channel_disabled")
             return
         out = _Out(self, sender, conversation.id, contact, inbound)
-        text = inbound.text or ""
+        meta = inbound.meta or {}
+        held = self.desk.take(inbound_id) if meta.get("held") else None
+        text = inbound.text or held or ""
         kind = inbound.kind
         if (
             kind == "text"
@@ -417,18 +435,42 @@ class Gateway:
             await self._finish(inbound_id, "non_text")
             return
 
+        # Secrets, codes and account links are the case desk's, never Rasa's.
+        outcome = await self.desk.handle(
+            out,
+            conversation,
+            contact,
+            held,
+            lost=bool(meta.get("held")) and held is None,
+            safety=intent is not None,
+            start_param=meta.get("start_param"),
+        )
+        if outcome is not None and outcome.done:
+            await self._finish(inbound_id, outcome.done)
+            return
+
         if conversation.owner != Owner.BOT:
             # A person owns this conversation: the handoff feature routes it to them.
             await self._finish(inbound_id, "for_human")
             return
 
-        message = inbound.payload or _choice(text, conversation.choices) or text
+        payload = inbound.payload
+        if payload and inbound.channel == Channel.WEB and not _offered(payload, conversation):
+            payload = None  # a web client may only send the payloads it was offered
+        # Typed text never reaches Rasa as an "/intent{...}" command.
+        typed = text.lstrip("/").strip()
+        message = (
+            (outcome.forward if outcome else None)
+            or payload
+            or _choice(text, conversation.choices)
+            or typed
+        )
         if not message:
             await self._finish(inbound_id, "empty")
             return
         metadata: dict[str, Any] = {"channel": inbound.channel}
-        if inbound.meta:
-            metadata.update(inbound.meta)
+        metadata.update({k: v for k, v in meta.items() if k not in {"held", "start_param"}})
+        metadata["case"] = await self.desk.flags(conversation)
         if intent:
             metadata["safety_reply_sent"] = True
         try:
@@ -450,6 +492,10 @@ class Gateway:
         skip = await out.sent_texts() if intent or out.held else set()
         buttons: list[dict[str, str]] = []
         for reply in replies:
+            if isinstance(reply, dict):
+                await self.desk.on_marker(out, conversation.id, reply)
+                buttons = list(out.offered) or buttons
+                continue
             if reply.text in skip and not reply.buttons:
                 continue
             await out.send(reply, source="bot")
@@ -483,7 +529,7 @@ class Gateway:
 
     async def _ask_rasa(
         self, out: _Out, sender: str, text: str, metadata: dict[str, Any]
-    ) -> list[Reply]:
+    ) -> list[Reply | dict[str, Any]]:
         """Rasa's replies. Holds the person (once) if Rasa is slow or down; waits for it
         to come back however long that takes."""
         while True:
@@ -497,7 +543,11 @@ class Gateway:
                 except TimeoutError:
                     await self._hold(out)
                     raw = await call
-                return [_reply(m) for m in raw if m.get("text") or m.get("buttons")]
+                return [
+                    _marker(m) or _reply(m)
+                    for m in raw
+                    if m.get("text") or m.get("buttons") or _marker(m)
+                ]
             except RasaUnavailable as error:
                 if error.server_error and out.attempts >= RASA_ERROR_ATTEMPTS:
                     # Rasa is up but fails on this message: don't block the person's
@@ -520,6 +570,33 @@ class Gateway:
                     update(Inbound).where(Inbound.id == out.inbound.id).values(holding_sent=True)
                 )
         self._waiters.release(out.inbound.id)
+
+    # -- messages nobody asked for: notifications, codes -------------------------------
+
+    async def notify(self, channel: str, address: str, reply: Reply, *, source: str) -> Notified:
+        """Send one message to an address, outside any conversation turn.
+
+        Opted-out contacts get nothing. In demo mode, a channel with no provider set up
+        writes the message to the log instead (demo codes must be readable somewhere).
+        """
+        async with self.sessions() as session, session.begin():
+            conversation = await self.conversation_for(session, channel, address)
+            contact = await session.get(Contact, conversation.contact_id)
+            assert contact is not None
+        if contact.opted_out:
+            return Notified(None, "opted_out")
+        sender = self.senders.get(channel)
+        if sender is None:
+            if self.settings.demo:
+                logger.warning("Demo outbox, to %s %s: %s", channel, address, reply.text)
+                return Notified(None, "demo")
+            return Notified(None, "no_channel")
+        out = _Out(self, sender, conversation.id, contact, None)
+        await out.send(reply, source=source)
+        if out.last_outbound is None:
+            return Notified(None, "opted_out" if out.stopped else "failed")
+        outbound_id, status = out.last_outbound
+        return Notified(outbound_id, "failed" if status == "failed" else "sent")
 
     # -- small writes ---------------------------------------------------------------
 
@@ -644,16 +721,23 @@ class _Out:
         sender: Sender,
         conversation_id: int,
         contact: Contact,
-        inbound: Inbound,
+        inbound: Inbound | None,
     ) -> None:
         self.gateway = gateway
         self.sender = sender
         self.conversation_id = conversation_id
         self.contact = contact
-        self.inbound = inbound
+        self._inbound = inbound  # None for a message nobody asked for (a notification)
         self.stopped = False
-        self.attempts = inbound.attempts  # tries at Rasa so far
-        self.held = inbound.holding_sent
+        self.attempts = inbound.attempts if inbound else 0  # tries at Rasa so far
+        self.held = inbound.holding_sent if inbound else False
+        self.last_outbound: tuple[int, str] | None = None  # (id, status) of the last send
+        self.offered: tuple[dict[str, str], ...] = ()  # buttons in the last reply with any
+
+    @property
+    def inbound(self) -> Inbound:
+        assert self._inbound is not None
+        return self._inbound
 
     async def already_sent(self, source: str) -> bool:
         async with self.gateway.sessions() as session:
@@ -682,11 +766,13 @@ class _Out:
     async def send(self, reply: Reply, *, source: str) -> None:
         if self.stopped:
             return
+        if reply.buttons:
+            self.offered = reply.buttons
         for rendered in self.sender.render(reply):
             async with self.gateway.sessions() as session, session.begin():
                 row = Outbound(
                     conversation_id=self.conversation_id,
-                    inbound_id=self.inbound.id,
+                    inbound_id=self._inbound.id if self._inbound else None,
                     channel=self.sender.channel,
                     source=source,
                     text=rendered.text,
@@ -725,6 +811,7 @@ class _Out:
                     break
                 await asyncio.sleep(0.5 * attempt)
         rank = 5 if status == "failed" else STATUS_RANK.get(status, 0)
+        self.last_outbound = (outbound_id, status)
         async with self.gateway.sessions() as session, session.begin():
             await session.execute(
                 update(Outbound)
@@ -746,6 +833,18 @@ def _reply(message: dict[str, Any]) -> Reply:
         if isinstance(b, dict)
     )
     return Reply(text=str(message.get("text") or ""), buttons=buttons)
+
+
+def _marker(message: dict[str, Any]) -> dict[str, Any] | None:
+    """An instruction from the assistant to the gateway (custom payload "waymark")."""
+    custom = message.get("custom")
+    if isinstance(custom, dict) and isinstance(custom.get("waymark"), dict):
+        return custom["waymark"]
+    return None
+
+
+def _offered(payload: str, conversation: Conversation) -> bool:
+    return any(c.get("payload") == payload for c in conversation.choices or ())
 
 
 def _choice(text: str, choices: Sequence[dict[str, str]] | None) -> str | None:

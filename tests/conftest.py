@@ -24,6 +24,7 @@ def free_port() -> int:
 class RasaStack:
     url: str
     token: str
+    tracker_store_path: str = ""  # the SQLite file Rasa keeps conversations in
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
 
     def parse(self, text: str) -> dict[str, Any]:
@@ -73,7 +74,11 @@ def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaStack]:
         rasa_lock_store_url=None,
     )
     with running_stack(settings) as url:
-        stack = RasaStack(url=url, token=settings.rasa_token.get_secret_value())
+        stack = RasaStack(
+            url=url,
+            token=settings.rasa_token.get_secret_value(),
+            tracker_store_path=str(tracker_db),
+        )
         yield stack
         stack.client.close()
 

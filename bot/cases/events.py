@@ -78,7 +78,9 @@ def add_event(
             raise ValueError("victim_informed_at is before occurred_at.")
     if external_id is not None:
         existing = session.scalar(
-            select(CaseEvent).where(CaseEvent.agency == agency, CaseEvent.external_id == external_id)
+            select(CaseEvent).where(
+                CaseEvent.agency == agency, CaseEvent.external_id == external_id
+            )
         )
         if existing is not None:
             same = (

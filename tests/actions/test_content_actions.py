@@ -8,7 +8,6 @@ from actions import content
 from actions.fallback import ActionFallback, misunderstandings_in_a_row
 from actions.more import ActionMore
 from actions.not_yet import (
-    ActionCaseUpdate,
     ActionForgetMe,
     ActionRequestHuman,
     ActionUpdatePreferences,
@@ -182,7 +181,6 @@ def test_support_services_by_crime_type(text: str, crime_type: str | None, key: 
 @pytest.mark.parametrize(
     ("action", "key"),
     [
-        (ActionCaseUpdate(), "assistant.case_update_unavailable"),
         (ActionRequestHuman(), "assistant.human_unavailable"),
         (ActionUpdatePreferences(), "assistant.preferences_unavailable"),
         (ActionForgetMe(), "assistant.forget_me_unavailable"),

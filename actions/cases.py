@@ -1,0 +1,139 @@
+"""Case look-ups: "any news on my case?".
+
+The actions only steer the conversation. The gateway holds the case store and checks
+the secret itself, so no case detail and no secret passes through here:
+
+- the gateway tells the assistant, in each message's metadata, whether the person is
+  verified right now or locked out (`metadata["case"]`);
+- the form asks for the crime reference, then the secret (or a code sent to a linked
+  phone); each ask carries a marker so the gateway takes the next reply itself and
+  sends back only the verdict, as the `case_check` entity;
+- a verified person's answer is a marker the gateway replaces with the case status.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import content
+from actions.references import (
+    DEFAULT_REFERENCE_FORMAT,
+    DEFAULT_REFERENCE_PATTERN,
+    normalise_reference,
+)
+
+FORM = "case_verification_form"
+# Verdicts that end the questions; the others ask again.
+FINAL = {"verified", "locked", "no_route"}
+RESET = [SlotSet("crime_reference", None), SlotSet("case_check", None), SlotSet("case_step", None)]
+
+
+def marker(**fields: Any) -> dict[str, Any]:
+    """An instruction for the gateway; never shown to the person."""
+    return {"waymark": fields}
+
+
+def case_flags(tracker: Tracker) -> dict[str, Any]:
+    metadata = tracker.latest_message.get("metadata") or {}
+    flags = metadata.get("case")
+    return flags if isinstance(flags, dict) else {}
+
+
+def reference(text: str) -> str | None:
+    return normalise_reference(
+        text,
+        os.environ.get("WAYMARK_CRIME_REFERENCE_PATTERN", DEFAULT_REFERENCE_PATTERN),
+        os.environ.get("WAYMARK_CRIME_REFERENCE_FORMAT", DEFAULT_REFERENCE_FORMAT),
+    )
+
+
+class ActionCaseUpdate(Action):
+    def name(self) -> str:
+        return "action_case_update"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        flags = case_flags(tracker)
+        if flags.get("verified"):
+            dispatcher.utter_message(json_message=marker(render="case_status"))
+            return []
+        if flags.get("locked"):
+            return content.send(dispatcher, "case.locked")
+        return [*RESET, FollowupAction(FORM)]
+
+
+class ActionAskCaseCheck(Action):
+    """Ask for the secret, or for the code sent to a linked phone."""
+
+    def name(self) -> str:
+        return "action_ask_case_check"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if tracker.get_slot("case_step") == "code":
+            dispatcher.utter_message(response="utter_ask_case_code")
+            dispatcher.utter_message(json_message=marker(expect="code"))
+        else:
+            dispatcher.utter_message(response="utter_ask_case_secret")
+            dispatcher.utter_message(
+                json_message=marker(expect="secret", reference=tracker.get_slot("crime_reference"))
+            )
+        return []
+
+
+class ValidateCaseVerificationForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_case_verification_form"
+
+    def validate_crime_reference(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        found = reference(str(value or ""))
+        if found is None:
+            dispatcher.utter_message(response="utter_crime_reference_not_understood")
+            return {"crime_reference": None}
+        return {"crime_reference": found, "case_step": "secret"}
+
+    def validate_case_check(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value in FINAL:
+            return {"case_check": value}
+        if value == "code_sent":
+            return {"case_check": None, "case_step": "code"}
+        if value == "wrong_code":
+            dispatcher.utter_message(response="utter_case_wrong_code")
+            return {"case_check": None, "case_step": "code"}
+        if value == "no_match":
+            dispatcher.utter_message(response="utter_case_no_match")
+            return {"case_check": None, "crime_reference": None, "case_step": None}
+        return {"case_check": None}
+
+
+class ActionCaseResult(Action):
+    """After the questions: the case (rendered by the gateway), or what to do instead."""
+
+    def name(self) -> str:
+        return "action_case_result"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        verdict = tracker.get_slot("case_check")
+        if verdict == "verified":
+            dispatcher.utter_message(json_message=marker(render="case_status"))
+        elif verdict == "locked":
+            content.send(dispatcher, "case.locked")
+        elif verdict == "no_route":
+            content.send(dispatcher, "case.no_route")
+        else:
+            dispatcher.utter_message(response="utter_form_stopped")
+        return RESET

@@ -1,0 +1,263 @@
+"""Case look-ups end to end: the real gateway, the real Rasa model and actions.
+
+A demo victim texts "any news?", gives the crime reference and the memorable word,
+and gets the case; nobody learns anything without the secret; the secret never
+reaches Rasa's tracker, the gateway's messages or the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from actions import content
+from bot import db
+from bot.cases import demo
+from bot.cases.credentials import hash_secret
+from bot.cases.models import Case, Task, Victim, VictimContact
+from bot.models import Contact, Conversation, Inbound, InboundState
+from tests.harness import LiveGateway, wait_until
+
+pytestmark = pytest.mark.rasa
+
+ASK_REFERENCE = "what is your crime reference number"
+ASK_SECRET = "send your PIN or memorable word"
+NO_MATCH = "Those details do not match what we have."
+
+
+@pytest.fixture(scope="module")
+def seeded(live_gateway: LiveGateway) -> LiveGateway:
+    engine = db.create_sync_engine(live_gateway.settings.database_url)
+    with Session(engine) as session, session.begin():
+        demo.seed(session, live_gateway.settings)
+    engine.dispose()
+    return live_gateway
+
+
+def sms_turn(live: LiveGateway, number: str, text: str) -> list[str]:
+    """Send one SMS and return every reply to it, once the gateway has finished."""
+    before = len(live.twilio.to(number))
+    live.sms(number, text)
+
+    def settled() -> list[Any]:
+        with sessionmaker(live) as session:
+            pending = session.scalars(
+                select(Inbound.id)
+                .join(Conversation, Conversation.id == Inbound.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Contact.address == number, Inbound.state == InboundState.PENDING)
+            ).all()
+            total = session.scalars(
+                select(Inbound.id)
+                .join(Conversation, Conversation.id == Inbound.conversation_id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Contact.address == number)
+            ).all()
+        return [1] if total and not pending else []
+
+    time.sleep(0.2)
+    wait_until(settled, 1, timeout=60)
+    time.sleep(0.3)  # the last reply's delivery is recorded just after the note
+    return live.twilio.to(number)[before:]
+
+
+def verified_answer(live: LiveGateway, number: str, reference: str, secret: str) -> list[str]:
+    asked = sms_turn(live, number, "any news on my case?")
+    assert any(ASK_REFERENCE in t.lower() for t in asked), asked
+    asked = sms_turn(live, number, reference)
+    assert any(ASK_SECRET in t for t in asked), asked
+    return sms_turn(live, number, secret)
+
+
+@contextmanager
+def sessionmaker(live: LiveGateway) -> Iterator[Session]:
+    engine = db.create_sync_engine(live.settings.database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def new_case(
+    live: LiveGateway, *, secret: str = "marigold", linked: bool = True
+) -> tuple[str, str]:
+    """A fresh case (unique reference) with one victim whose phone is linked."""
+    number = f"+4477009{uuid.uuid4().int % 10**5:05d}"
+    reference = f"{uuid.uuid4().int % 10**7:07d}/26"
+    with sessionmaker(live) as session, session.begin():
+        case = Case(reference=reference, agency="met", crime_type="burglary", stage="charge")
+        session.add(case)
+        session.flush()
+        victim = Victim(
+            case_id=case.id,
+            external_id="v",
+            consent_at=datetime.now(UTC),
+            secret_hash=hash_secret(secret),
+        )
+        session.add(victim)
+        session.flush()
+        session.add(
+            VictimContact(
+                victim_id=victim.id,
+                channel="sms",
+                address=number,
+                verified_at=datetime.now(UTC) if linked else None,
+            )
+        )
+    return number, reference
+
+
+@pytest.mark.parametrize("case", demo.DEMO_CASES, ids=lambda c: c.reference)
+def test_a_verified_victim_gets_their_case_at_every_stage(
+    seeded: LiveGateway, case: demo.DemoCase
+) -> None:
+    replies = verified_answer(seeded, case.phone, case.reference, demo.DEMO_SECRET)
+    with sessionmaker(seeded) as session:
+        stage = session.scalar(select(Case.stage).where(Case.reference == case.reference))
+    text = " ".join(replies)
+    stage_text = content.item(f"case.stage.{stage}").parts[0]
+    assert stage_text.split(".")[0] in text, (stage, replies)
+    assert not any("{" in r for r in replies)
+
+
+def test_the_secret_never_reaches_rasa_the_database_or_the_logs(
+    seeded: LiveGateway, caplog: pytest.LogCaptureFixture, rasa_stack: Any
+) -> None:
+    secret = f"sunflower{uuid.uuid4().hex[:6]}"
+    number, reference = new_case(seeded, secret=secret)
+    caplog.set_level(logging.DEBUG)
+    replies = verified_answer(seeded, number, reference, secret)
+    assert "charged" in " ".join(replies).lower()
+    # Not in the gateway's messages...
+    with sessionmaker(seeded) as session:
+        texts = session.scalars(select(Inbound.text)).all()
+    assert all(secret not in (t or "") for t in texts)
+    # ...not in Rasa's tracker store...
+    tracker_db = Path(rasa_stack.tracker_store_path)
+    with sqlite3.connect(tracker_db) as conn:
+        rows = conn.execute("SELECT data FROM events").fetchall()
+    assert rows and all(secret not in row[0] for row in rows)
+    assert any('"case_check": "verified"' in row[0] for row in rows)
+    # ...and not in the logs.
+    assert secret not in caplog.text
+
+
+def test_wrong_secret_and_unknown_reference_get_the_same_reply(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    wrong = verified_answer(seeded, number, reference, "not-my-word")
+    assert any(NO_MATCH in r for r in wrong)
+    unknown = verified_answer(seeded, number, "1111111/26", "marigold")
+    assert [r for r in wrong if NO_MATCH in r] == [r for r in unknown if NO_MATCH in r]
+
+
+def test_five_failures_lock_the_case_and_tell_a_coordinator(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    sms_turn(seeded, number, "any news?")
+    replies: list[str] = []
+    for _ in range(5):
+        sms_turn(seeded, number, reference)
+        replies = sms_turn(seeded, number, "wrong guess")
+    locked = content.item("case.locked").parts[0]
+    assert any(locked in r for r in replies), replies
+    # Even the right secret is refused now, from this phone...
+    again = verified_answer_or_locked(seeded, number, reference, "marigold")
+    assert any(locked in r for r in again)
+    with sessionmaker(seeded) as session:
+        case_id = session.scalar(select(Case.id).where(Case.reference == reference))
+        tasks = session.scalars(select(Task).where(Task.case_id == case_id)).all()
+    assert [t.kind for t in tasks] == ["verification_locked"]
+
+
+def verified_answer_or_locked(
+    live: LiveGateway, number: str, reference: str, secret: str
+) -> list[str]:
+    replies = sms_turn(live, number, "any news on my case?")
+    if any(ASK_REFERENCE in t.lower() for t in replies):
+        sms_turn(live, number, reference)
+        replies = sms_turn(live, number, secret)
+    return replies
+
+
+def test_verification_lasts_for_the_session_only(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    verified_answer(seeded, number, reference, "marigold")
+    again = sms_turn(seeded, number, "any news?")
+    assert not any(ASK_REFERENCE in t.lower() for t in again)  # still verified
+    with sessionmaker(seeded) as session, session.begin():
+        contact = session.scalar(select(Contact).where(Contact.address == number))
+        assert contact is not None
+        session.execute(
+            update(Conversation)
+            .where(Conversation.contact_id == contact.id)
+            .values(verified_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    expired = sms_turn(seeded, number, "any news?")
+    assert any(ASK_REFERENCE in t.lower() for t in expired)
+
+
+def test_an_unlinked_phone_must_confirm_a_code_sent_to_the_linked_one(
+    seeded: LiveGateway,
+) -> None:
+    number, reference = new_case(seeded)
+    stranger = f"+4477009{uuid.uuid4().int % 10**5:05d}"
+    replies = verified_answer(seeded, stranger, reference, "marigold")
+    assert any("sent a code" in r for r in replies), replies
+    code_message = wait_until(lambda: seeded.twilio.to(number), 1)[-1]
+    code = code_message.split("code is ")[1][:6]
+    wrong = sms_turn(seeded, stranger, "000000" if code != "000000" else "111111")
+    assert any("That code is not right" in r for r in wrong)
+    answer = sms_turn(seeded, stranger, code)
+    assert "charged" in " ".join(answer).lower()
+
+
+def test_on_the_web_a_code_goes_to_the_linked_phone(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    session = seeded.web_session()
+    asked = seeded.web_say(session, "any news on my case?")
+    assert any(ASK_REFERENCE in m["text"].lower() for m in asked)
+    seeded.web_say(session, reference)
+    sent = seeded.web_say(session, "marigold")
+    assert any("sent a code" in m["text"] for m in sent)
+    code = seeded.twilio.to(number)[-1].split("code is ")[1][:6]
+    answer = seeded.web_say(session, code)
+    text = " ".join(m["text"] for m in answer)
+    assert "charged" in text.lower()
+    # The web page is never linked: the next session starts from nothing.
+    with sessionmaker(seeded) as session_db:
+        channels = session_db.scalars(
+            select(VictimContact.channel)
+            .join(Victim, Victim.id == VictimContact.victim_id)
+            .join(Case, Case.id == Victim.case_id)
+            .where(Case.reference == reference)
+        ).all()
+    assert channels == ["sms"]
+
+
+def test_an_emergency_while_asked_for_the_secret_gets_999_and_is_not_a_guess(
+    seeded: LiveGateway,
+) -> None:
+    number, reference = new_case(seeded)
+    sms_turn(seeded, number, "any news?")
+    sms_turn(seeded, number, reference)
+    replies = sms_turn(seeded, number, "he is outside my door with a knife")
+    assert replies[0].startswith("If you are in danger now, call 999.")
+    with sessionmaker(seeded) as session:
+        stored = session.scalars(
+            select(Inbound.text)
+            .join(Conversation, Conversation.id == Inbound.conversation_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Contact.address == number)
+        ).all()
+    assert "he is outside my door with a knife" in stored  # kept: it was not a secret
