@@ -42,6 +42,9 @@ def _env(settings: Settings) -> dict[str, str]:
     env["SANIC_HOST"] = settings.host  # rasa-sdk binds to this
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["HF_HUB_OFFLINE"] = env["TRANSFORMERS_OFFLINE"] = "1"  # the weights ship in a package
+    # The look-up actions read crime references the way the gateway does.
+    env["WAYMARK_CRIME_REFERENCE_PATTERN"] = settings.crime_reference_pattern
+    env["WAYMARK_CRIME_REFERENCE_FORMAT"] = settings.crime_reference_format
     return env
 
 
