@@ -3,7 +3,9 @@
 Agencies may only post these types. Each maps to the stage the case moves to (if it
 moves), says whether the victim must hear at once (urgent: even in quiet hours), and
 whether it is a "key decision" the Victims' Code says victims must be told about
-within 5 working days, or 1 for victims entitled to enhanced rights
+within 5 working days, or 1 for victims entitled to enhanced rights: arrest, charge,
+release without charge, under investigation or on bail, bail conditions, out-of-court
+disposals, decisions not to prosecute, first-hearing details
 (docs/reference/victim-journey-facts.md §1.4). Plain-English wording lives in
 content/cases.yml under `case.event.<type>`.
 """
@@ -135,7 +137,13 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType(
             "bailed_with_conditions", BailDetails, stage="bail", key_decision=True, headline=True
         ),
-        EventType("bail_conditions_changed", BailChangedDetails, urgent=True, headline=True),
+        EventType(
+            "bail_conditions_changed",
+            BailChangedDetails,
+            urgent=True,
+            key_decision=True,
+            headline=True,
+        ),
         EventType(
             "released_under_investigation",
             NoDetails,
@@ -161,7 +169,11 @@ EVENT_TYPES: dict[str, EventType] = {
             key_decision=True,
         ),
         EventType(
-            "first_hearing_scheduled", HearingDetails, stage="first_hearing", sets_key_date="date"
+            "first_hearing_scheduled",
+            HearingDetails,
+            stage="first_hearing",
+            key_decision=True,  # first-hearing details: the same 5 / 1 working days
+            sets_key_date="date",
         ),
         EventType("plea_entered", PleaDetails, stage="plea"),
         EventType("trial_scheduled", HearingDetails, stage="trial", sets_key_date="date"),
