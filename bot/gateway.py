@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
 DELIVERY_ATTEMPTS = 3
 RASA_ERROR_ATTEMPTS = 3  # tries when Rasa answers with an error (not when it's down)
+
+# Messages that carry a one-time code: the stored copy has it masked.
+CODE_SOURCES = frozenset({"enrolment", "code"})
+_CODE = re.compile(r"\b\d{6}\b")
 
 # Delivery statuses only move forward: callbacks repeat and arrive out of order.
 STATUS_RANK = {
@@ -775,7 +780,10 @@ class _Out:
                     inbound_id=self._inbound.id if self._inbound else None,
                     channel=self.sender.channel,
                     source=source,
-                    text=rendered.text,
+                    # A one-time code is sent, never kept.
+                    text=_CODE.sub("******", rendered.text)
+                    if source in CODE_SOURCES
+                    else rendered.text,
                     buttons=rendered.buttons,
                 )
                 session.add(row)

@@ -133,7 +133,8 @@ class Outbound(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     provider_id: Mapped[str | None] = mapped_column(String(64))
-    # bot, safety (the gateway's own emergency reply), holding, system, human
+    # bot, safety (the gateway's own emergency reply), holding, system, human,
+    # notification (case news), enrolment and code (one-time codes, stored masked)
     source: Mapped[str] = mapped_column(String(16), default="bot")
     text: Mapped[str] = mapped_column(Text)
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)

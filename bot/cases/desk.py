@@ -325,7 +325,7 @@ class CaseDesk:
         text = content.item("case.verify.code").part(0, code=code, minutes=str(minutes))
         target = usable[0]
         sent = await self.gateway.notify(
-            target.channel, target.address, Reply(text), source="system"
+            target.channel, target.address, Reply(text), source="code"
         )
         if sent.status not in {"sent", "demo"}:
             await self._await(conversation.id, None)

@@ -26,7 +26,7 @@ from bot import db
 from bot.cases import demo
 from bot.cases.credentials import hash_secret
 from bot.cases.models import Case, Task, Victim, VictimContact
-from bot.models import Contact, Conversation, Inbound, InboundState
+from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
 from tests.harness import LiveGateway, wait_until
 
 pytestmark = pytest.mark.rasa
@@ -221,6 +221,9 @@ def test_an_unlinked_phone_must_confirm_a_code_sent_to_the_linked_one(
     assert any("That code is not right" in r for r in wrong)
     answer = sms_turn(seeded, stranger, code)
     assert "charged" in " ".join(answer).lower()
+    with sessionmaker(seeded) as session:
+        kept = session.scalars(select(Outbound.text).where(Outbound.source == "code")).all()
+    assert kept and all(code not in text and "******" in text for text in kept)
 
 
 def test_on_the_web_a_code_goes_to_the_linked_phone(seeded: LiveGateway) -> None:
