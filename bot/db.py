@@ -60,6 +60,10 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(target, pool_pre_ping=True)
 
 
+def _sqlite_manual_begin(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None
+
+
 def create_sync_engine(url: str) -> Engine:
     """A blocking engine, for commands (bulk import, demo data, reports) and scripts."""
     target = sync_url(url)
@@ -68,6 +72,10 @@ def create_sync_engine(url: str) -> Engine:
             Path(target.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_sync_engine_(target)
         event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite begins transactions lazily, so a SAVEPOINT first thing would commit on
+        # release. Let SQLAlchemy emit BEGIN itself (the recipe in SQLAlchemy's SQLite docs).
+        event.listen(engine, "connect", _sqlite_manual_begin)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_sync_engine_(target, pool_pre_ping=True)
 

@@ -23,6 +23,8 @@ from telegram.request import BaseRequest
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 
 from bot import db
+from bot.cases import api as cases_api
+from bot.cases import notify, watchdog
 from bot.channels import sms, telegram, web
 from bot.config import Settings, get_settings
 from bot.gateway import Gateway
@@ -60,9 +62,17 @@ def create_app(
             await telegram.start(application, settings, gateway)
             app.state.telegram = application
         await gateway.start()
+        stop_notifying = asyncio.Event()
+        notifiers = notify.start_workers(gateway, stop_notifying)
+        watching = asyncio.create_task(
+            watchdog.run_periodically(gateway.sessions, settings, stop_notifying)
+        )
         try:
             yield
         finally:
+            await notify.stop_workers(notifiers, stop_notifying)
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
             await gateway.stop()
             if app.state.telegram is not None:
                 await telegram.stop(app.state.telegram, settings)
@@ -80,6 +90,7 @@ def create_app(
     app.include_router(web.router)
     app.include_router(sms.router)
     app.include_router(telegram.router)
+    app.include_router(cases_api.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -249,8 +249,9 @@ def rasa_server(settings: Settings, model: Path | None = None) -> Iterator[str]:
         str(settings.rasa_venv / "bin" / "rasa"),
         "run",
         "--enable-api",
-        "--auth-token",
-        token,
+        # One argument: a random token may start with "-", which argparse would take
+        # for an option.
+        f"--auth-token={token}",
         "--interface",
         settings.host,
         "--port",

@@ -4,7 +4,6 @@ in memory (no database), checked for wording, dates, contacts and SMS size."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from string import Template
 from typing import Any
 
 import pytest
@@ -115,12 +114,9 @@ def test_every_event_type_and_stage_has_wording() -> None:
 def test_notifications_wording() -> None:
     discreet = content.item("case.notify.discreet").part(0)
     assert discreet == "You have a new update from Waymark. Reply UPDATE to read it."
-    # bot/cases/notify.py fills the detailed one with string.Template.
     event = make_event("charged")
     summary = event_summary(make_case("charge"), event, reserve=40)
-    text = Template(content.item("case.notify.detailed").part(0)).substitute(
-        reference=REFERENCE, summary=summary
-    )
+    text = content.item("case.notify.detailed").part(0, reference=REFERENCE, summary=summary)
     assert text.startswith(f"News from Waymark on case {REFERENCE}: On Monday 9 March 2026")
     assert_reads_well(text)
     assert_sms_sized(text)
