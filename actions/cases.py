@@ -96,7 +96,9 @@ class ValidateCaseVerificationForm(FormValidationAction):
     def validate_crime_reference(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        found = reference(str(value or ""))
+        if value is None:  # cleared when the questions start: nothing to check yet
+            return {"crime_reference": None}
+        found = reference(str(value))
         if found is None:
             dispatcher.utter_message(response="utter_crime_reference_not_understood")
             return {"crime_reference": None}

@@ -45,7 +45,7 @@ class DemoCase:
 
     @property
     def phone(self) -> str:
-        return f"+447700900{self.number:03d}"
+        return f"+447700900{100 + self.number}"  # case 99001NN/26: +4477009001NN
 
 
 def _future(days: int) -> str:

@@ -62,15 +62,20 @@ def test_the_secret_question_tells_the_gateway_to_take_the_next_reply() -> None:
         ("4301234-26", "4301234/26"),
         ("I don't have it", None),
         ("12345/26", None),
+        (None, None),
     ],
 )
-def test_crime_references_are_read_as_people_type_them(typed: str, expected: str | None) -> None:
+def test_crime_references_are_read_as_people_type_them(
+    typed: str | None, expected: str | None
+) -> None:
     dispatcher = CollectingDispatcher()
     result = ValidateCaseVerificationForm().validate_crime_reference(
         typed, dispatcher, tracker("inform", typed), domain()
     )
     assert result["crime_reference"] == expected
-    if expected is None:
+    if typed is None:  # the slot was just cleared: nothing typed yet, nothing to say
+        assert dispatcher.messages == []
+    elif expected is None:
         assert dispatcher.messages[0]["response"] == "utter_crime_reference_not_understood"
 
 
