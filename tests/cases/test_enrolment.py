@@ -18,6 +18,7 @@ from actions import content
 from bot import db
 from bot.cases.credentials import verify_secret
 from bot.cases.enrolment import enrolment_text, telegram_link
+from bot.cases.keys import create_key
 from bot.cases.models import Case, Victim, VictimContact
 from bot.models import Inbound
 from tests.fakes.telegram_api import text_update
@@ -142,3 +143,36 @@ def test_telegram_is_linked_by_a_deep_link(live: LiveGateway) -> None:
             session.scalar(select(VictimContact.id).where(VictimContact.address == str(other)))
             is None
         )
+
+
+def test_an_agency_registers_a_victim_who_then_enrols_by_text(live: LiveGateway) -> None:
+    with sessions(live) as session, session.begin():
+        key = create_key(session, "met", "Met test key", ["cases:write"])
+    reference = f"{random.randrange(10**7):07d}/26"
+    registered = live.client.put(
+        f"{live.url}/api/cases/{reference}",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "crime_type": "burglary",
+            "stage": "investigation",
+            "officer_contact": f"101, quoting {reference}",
+            "victims": [
+                {
+                    "external_id": "P-1",
+                    "consent": True,
+                    "contacts": [{"channel": "sms", "address": "07700 900555"}],
+                }
+            ],
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    # The notification worker sends the code, discreetly.
+    message = wait_until(lambda: live.twilio.to(NUMBER), 1, timeout=30)[0]
+    assert message.startswith("This is Waymark. Your code is ")
+    code = message.split("code is ")[1][:6]
+    assert sms_reply(live, code, 2) == content.item("case.enrol.choose").parts[0]
+    sms_reply(live, "hawthorn", 3)
+    assert sms_reply(live, "hawthorn", 4) == content.item("case.enrol.done").parts[0]
+    with sessions(live) as session:
+        victim = session.scalar(select(Victim).where(Victim.external_id == "P-1"))
+        assert victim is not None and verify_secret(victim.secret_hash, "hawthorn")

@@ -25,6 +25,7 @@ from actions import content
 from bot import db
 from bot.cases import demo
 from bot.cases.credentials import hash_secret
+from bot.cases.keys import create_key
 from bot.cases.models import Case, Task, Victim, VictimContact
 from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
 from tests.harness import LiveGateway, wait_until
@@ -265,3 +266,28 @@ def test_an_emergency_while_asked_for_the_secret_gets_999_and_is_not_a_guess(
             .where(Contact.address == number)
         ).all()
     assert "he is outside my door with a knife" in stored  # kept: it was not a secret
+
+
+def test_an_agency_posts_a_release_and_the_victim_hears_first(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    with sessionmaker(seeded) as session, session.begin():
+        key = create_key(session, "met", "Met test key", ["events:write"])
+    posted = seeded.client.post(
+        f"{seeded.url}/api/cases/{reference}/events",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "type": "released_from_custody",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "external_id": f"release-{reference}",
+        },
+    )
+    assert posted.status_code == 201, posted.text
+    # Told first, and discreetly: nothing about the case in the text itself.
+    nudge = wait_until(lambda: seeded.twilio.to(number), 1, timeout=30)
+    assert nudge == [content.item("case.notify.discreet").parts[0]]
+    replies = sms_turn(seeded, number, "UPDATE")
+    assert len(replies) == 1 and ASK_REFERENCE in replies[0].lower()
+    sms_turn(seeded, number, reference)
+    answer = sms_turn(seeded, number, "marigold")
+    assert "released from custody" in answer[0]
+    assert "call 999" in answer[0]
