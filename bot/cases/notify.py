@@ -41,6 +41,7 @@ from bot.cases.models import (
     Task,
     Victim,
     VictimContact,
+    VictimUpdate,
 )
 from bot.cases.status import event_summary
 from bot.cases.vocabulary import EVENT_TYPES
@@ -56,6 +57,7 @@ NOTIFIABLE = ("sms", "telegram")  # channels a message nobody asked for can go o
 VICTIM, ADVOCATE_ROUTE = "victim", "advocate"
 RETRY_AFTER = timedelta(minutes=5)  # when no provider is set up for the channel
 MAX_ATTEMPTS = 5
+NUDGE_AGAIN_AFTER = timedelta(days=1)  # an unread "new update" nudge is repeated at most daily
 DISCREET = "case.notify.discreet"
 DETAILED = "case.notify.detailed"  # {reference}, {summary}
 ADVOCATE = "case.notify.advocate"
@@ -329,6 +331,11 @@ def _prepare(
     else:
         assert case is not None
         sends = tuple(_Send(r, *wording(r, victim, case, event)) for r in decision.routes)
+        if not any(send.tells for send in sends) and _nudged_already(session, victim, now):
+            # One "you have a new update" is enough until they read it: ten events
+            # imported at once must not mean ten identical texts.
+            _settle(session, notification.id, state=NotificationState.CANCELLED, error="merged")
+            return None
     return _Job(
         id=notification.id,
         case_id=notification.case_id,
@@ -338,6 +345,29 @@ def _prepare(
         attempts=notification.attempts,
         sends=sends,
         every_route=enrolling,
+    )
+
+
+def _nudged_already(session: Session, victim: Victim, now: datetime) -> bool:
+    """A discreet nudge went out in the last day and the victim hasn't looked since."""
+    since = now - NUDGE_AGAIN_AFTER
+    looked = session.scalar(
+        select(func.max(VictimUpdate.at)).where(VictimUpdate.victim_id == victim.id)
+    )
+    if looked is not None:
+        since = max(since, looked if looked.tzinfo else looked.replace(tzinfo=UTC))
+    return (
+        session.scalar(
+            select(Notification.id)
+            .where(
+                Notification.victim_id == victim.id,
+                Notification.state == NotificationState.SENT,
+                Notification.event_id.is_not(None),
+                Notification.sent_at > since,
+            )
+            .limit(1)
+        )
+        is not None
     )
 
 

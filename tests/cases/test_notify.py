@@ -461,7 +461,7 @@ def test_a_victim_who_opted_out_everywhere_has_no_route(case_db: CaseDb) -> None
         phone.opted_out = True  # they replied STOP
     charged, _ = seed(case_db, now, "charged", {"offences": ["Burglary"]}, case_id=case_id)
     sms = Recording()
-    run(own_gateway(case_db.url, sms), now)
+    run(own_gateway(case_db.url, sms), now + timedelta(days=2))  # not merged with the first
     cancelled = row(case_db, charged)
     assert (cancelled.state, cancelled.error) == ("cancelled", "no safe route (opted out)")
     assert sms.texts == []
@@ -748,3 +748,14 @@ def test_wording() -> None:
     opening = ADVOCATE.part(0, reference="4301234/26", summary="")
     advocate = opening + event_summary(case, event, reserve=len(opening))
     assert notify.wording(to_advocate, victim(), case, event) == (advocate, True)
+
+
+def test_several_events_at_once_make_one_nudge(live: Live) -> None:
+    phone = next_phone()
+    case_id, _ = new_victim(live, phone=phone)
+    first = post(live, case_id, "suspect_arrested")
+    assert settled(live, Notification.event_id == first).state == "sent"
+    second = post(live, case_id, "suspect_interviewed")
+    merged = settled(live, Notification.event_id == second)
+    assert (merged.state, merged.error) == ("cancelled", "merged")
+    assert live.gateway.twilio.to(phone) == [DISCREET]
