@@ -260,21 +260,27 @@ def _settle(session: Session, notification_id: int, **values: Any) -> None:
 
 
 def _no_route_task(session: Session, notification: Notification | _Job, now: datetime) -> None:
-    if not important(notification.kind):
+    enrolling = notification.kind in ENROLMENT_KINDS
+    if not (important(notification.kind) or enrolling):
         return
     key = f"noroute:{notification.id}"
     if session.scalar(select(Task.id).where(Task.dedupe_key == key)) is not None:
         return
-    event_type = EVENT_TYPES[notification.kind]
+    urgent = not enrolling and EVENT_TYPES[notification.kind].urgent
+    what = (
+        "a code to set up updates (the agency was told it was queued)"
+        if enrolling
+        else notification.kind.replace("_", " ")
+    )
     session.add(
         Task(
             kind="no_safe_route",
             dedupe_key=key,
-            priority=0 if event_type.urgent else 1,
+            priority=0 if urgent else 1,
             case_id=notification.case_id,
             event_id=notification.event_id,
             detail=(
-                f"The victim could not be told about: {notification.kind.replace('_', ' ')}. "
+                f"The victim could not be sent: {what}. "
                 "Waymark has no safe contact route for them. Please reach them another way."
             ),
             due_at=now,
