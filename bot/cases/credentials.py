@@ -21,15 +21,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 PIN = re.compile(r"^\d{4,8}$")
 MIN_WORD = 6
 MAX_SECRET = 64
-# Replies that mean "not my secret": never counted as a wrong attempt, and so never
-# allowed as a secret.
-CONTROL_WORDS = frozenset(
-    {
-        "cancel", "stop", "quit", "exit", "skip", "no", "help", "back", "menu",
-        "forgot", "i forgot", "forgotten", "i don't know", "i dont know", "dont know",
-        "don't know", "not sure", "human", "person", "talk to a person", "update",
-    }
-)  # fmt: skip
+MAX_WORDS = 5
+# Replies that mean "not my secret": passed to the assistant, never counted as a wrong
+# guess, and so never allowed as a secret.
+_NOT_A_SECRET = re.compile(
+    r"\b(cancel|stop|quit|exit|skip|help|forgot|forget|forgotten|don'?t know|not sure|"
+    r"person|human|someone|agent|update)\b|\?"
+)
 API_KEY_PREFIX = "wm_"
 
 
@@ -47,7 +45,7 @@ def normalise_secret(text: str) -> str:
 def secret_problem(text: str) -> str | None:
     """Why a new secret can't be used (a content key), or None if it's fine."""
     secret = normalise_secret(text)
-    if secret in CONTROL_WORDS:
+    if not_a_secret(secret):
         return "case.secret_rule"
     if secret.isdigit():
         if not PIN.match(secret) or len(set(secret)) == 1 or secret in "0123456789":
@@ -56,6 +54,12 @@ def secret_problem(text: str) -> str | None:
     if len(secret) < MIN_WORD or len(secret) > MAX_SECRET:
         return "case.secret_rule"
     return None
+
+
+def not_a_secret(text: str) -> bool:
+    """A reply that can't be a secret: a question, "cancel", "I forgot", a long sentence."""
+    secret = normalise_secret(text)
+    return bool(_NOT_A_SECRET.search(secret)) or len(secret.split()) > MAX_WORDS
 
 
 def hash_secret(text: str) -> str:

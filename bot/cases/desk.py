@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,7 +36,7 @@ from bot.cases.credentials import (
     code_digest,
     hash_secret,
     new_code,
-    normalise_secret,
+    not_a_secret,
     read_code,
     secret_problem,
     verify_secret,
@@ -61,11 +60,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATUS_EVENTS = 50  # the newest events an answer looks at
-# "Not my secret": forwarded to the assistant, never counted as a wrong attempt.
-_NOT_AN_ANSWER = re.compile(
-    r"\b(cancel|stop|quit|exit|skip|help|forgot|forget|forgotten|don'?t know|not sure|"
-    r"person|human|someone|agent)\b"
-)
+CHOOSING = frozenset({"new_secret", "confirm_secret"})
+CHOOSING_HOURS = 24  # how long someone who linked a phone has to choose their secret
 
 
 @dataclass(frozen=True)
@@ -188,10 +184,13 @@ class CaseDesk:
                 return Outcome(done="held_text_lost")
             return Outcome(done="held_text_lost")
         if held is None:
+            if awaiting and safety:  # a cry for help (never held) ends the questions
+                await self._await(conversation.id, None)
             return None
-        if safety or (_NOT_AN_ANSWER.search(normalise_secret(held)) and awaiting):
+        if safety or (awaiting and not_a_secret(held)):
             # Never take an emergency or "cancel" as a secret; the assistant answers it.
-            if awaiting:
+            # Someone choosing a secret may still send it next; a look-up stops here.
+            if awaiting and (safety or awaiting.get("kind") not in CHOOSING):
                 await self._await(conversation.id, None)
             await self._keep(out.inbound.id, held)
             return Outcome(forward=held)
@@ -228,18 +227,22 @@ class CaseDesk:
         now = datetime.now(UTC)
         limit = self.settings.verification_max_failures
         async with self.sessions() as session:
-            if await self._failures(session, now, conversation_id=conversation.id) >= limit:
-                await self._await(conversation.id, None)
-                return "locked"
+            sender_locked = (
+                await self._failures(session, now, conversation_id=conversation.id) >= limit
+            )
             case = await session.scalar(select(Case).where(Case.reference == awaiting["reference"]))
             victims = (
                 list(await session.scalars(select(Victim).where(Victim.case_id == case.id)))
                 if case
                 else []
             )
-            if case and await self._failures(session, now, case_id=case.id) >= limit:
-                await self._await(conversation.id, None)
-                return "locked"
+            case_locked = (
+                bool(case)
+                and await self._failures(session, now, case_id=case.id if case else None) >= limit
+            )
+        if sender_locked:
+            await self._await(conversation.id, None)
+            return "locked"
         # The same slow hash runs whether or not the reference exists.
         matched: Victim | None = None
         for victim in victims or [None]:
@@ -252,6 +255,10 @@ class CaseDesk:
         case_id = case.id if case else None
         if matched is None:
             return await self._failed(conversation.id, case_id, now)
+        if case_locked:
+            # Only someone with the right secret learns that the case is locked.
+            await self._await(conversation.id, None)
+            return "locked"
         async with self.sessions() as session, session.begin():
             linked = await session.scalar(
                 select(VictimContact.id).where(
@@ -324,9 +331,7 @@ class CaseDesk:
             )
         text = content.item("case.verify.code").part(0, code=code, minutes=str(minutes))
         target = usable[0]
-        sent = await self.gateway.notify(
-            target.channel, target.address, Reply(text), source="code"
-        )
+        sent = await self.gateway.notify(target.channel, target.address, Reply(text), source="code")
         if sent.status not in {"sent", "demo"}:
             await self._await(conversation.id, None)
             return "no_route"
@@ -402,13 +407,16 @@ class CaseDesk:
             )
             await session.flush()
             limit = self.settings.verification_max_failures
-            locked = await self._failures(session, now, conversation_id=conversation_id) >= limit
-            if case_id is not None:
-                locked = locked or await self._failures(session, now, case_id=case_id) >= limit
-            if locked:
+            sender = await self._failures(session, now, conversation_id=conversation_id) >= limit
+            case = case_id is not None and (
+                await self._failures(session, now, case_id=case_id) >= limit
+            )
+            if sender or case:
                 await self._lock_task(session, case_id, conversation_id, now)
             await self._await(conversation_id, None, session)
-        return "locked" if locked else "no_match"
+        # A locked case answers a wrong guess like an unknown reference: nothing is
+        # learned about whether it exists.
+        return "locked" if sender else "no_match"
 
     async def _failures(
         self,
@@ -640,8 +648,12 @@ class CaseDesk:
     ) -> None:
         """Set (or clear) what the gateway takes from this conversation's next message."""
         if value is not None:
-            until = datetime.now(UTC) + timedelta(minutes=self.settings.code_minutes)
-            value = {**value, "until": until.isoformat()}
+            wait = (
+                timedelta(hours=CHOOSING_HOURS)
+                if value["kind"] in CHOOSING
+                else timedelta(minutes=self.settings.code_minutes)
+            )
+            value = {**value, "until": (datetime.now(UTC) + wait).isoformat()}
         statement = (
             update(Conversation).where(Conversation.id == conversation_id).values(awaiting=value)
         )

@@ -26,7 +26,7 @@ from bot import db
 from bot.cases import demo
 from bot.cases.credentials import hash_secret
 from bot.cases.keys import create_key
-from bot.cases.models import Case, Task, Victim, VictimContact
+from bot.cases.models import Case, Task, VerificationAttempt, Victim, VictimContact
 from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
 from tests.harness import LiveGateway, wait_until
 
@@ -160,8 +160,10 @@ def test_wrong_secret_and_unknown_reference_get_the_same_reply(seeded: LiveGatew
     number, reference = new_case(seeded)
     wrong = verified_answer(seeded, number, reference, "not-my-word")
     assert any(NO_MATCH in r for r in wrong)
-    unknown = verified_answer(seeded, number, "1111111/26", "marigold")
-    assert [r for r in wrong if NO_MATCH in r] == [r for r in unknown if NO_MATCH in r]
+    assert any(ASK_REFERENCE in r.lower() for r in wrong)  # and asks again
+    sms_turn(seeded, number, "1111111/26")
+    unknown = sms_turn(seeded, number, "marigold")
+    assert wrong == unknown
 
 
 def test_five_failures_lock_the_case_and_tell_a_coordinator(seeded: LiveGateway) -> None:
@@ -291,3 +293,46 @@ def test_an_agency_posts_a_release_and_the_victim_hears_first(seeded: LiveGatewa
     answer = sms_turn(seeded, number, "marigold")
     assert "released from custody" in answer[0]
     assert "call 999" in answer[0]
+
+
+def test_a_locked_case_only_tells_someone_with_the_right_secret(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    # Five wrong guesses today, from somewhere else.
+    other = f"+4477009{uuid.uuid4().int % 10**5:05d}"
+    sms_turn(seeded, other, "hello")
+    with sessionmaker(seeded) as session, session.begin():
+        case_id = session.scalar(select(Case.id).where(Case.reference == reference))
+        conversation_id = session.scalar(
+            select(Conversation.id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Contact.address == other)
+        )
+        for _ in range(5):
+            session.add(
+                VerificationAttempt(
+                    conversation_id=conversation_id, case_id=case_id, succeeded=False
+                )
+            )
+    # A wrong guess from this phone gets the same reply as an unknown reference...
+    wrong = verified_answer(seeded, number, reference, "not-my-word")
+    assert any(NO_MATCH in r for r in wrong)
+    # ...while the victim, with the right secret, is told kindly what to do instead.
+    sms_turn(seeded, number, reference)
+    right = sms_turn(seeded, number, "marigold")
+    assert any(content.item("case.locked").parts[0] in r for r in right)
+
+
+def test_a_question_while_asked_for_the_secret_is_not_a_guess(seeded: LiveGateway) -> None:
+    number, reference = new_case(seeded)
+    sms_turn(seeded, number, "any news?")
+    sms_turn(seeded, number, reference)
+    sms_turn(seeded, number, "what does bail mean?")
+    with sessionmaker(seeded) as session:
+        attempts = session.scalars(
+            select(VerificationAttempt)
+            .join(Case, Case.id == VerificationAttempt.case_id)
+            .where(Case.reference == reference)
+        ).all()
+        kept = session.scalars(select(Inbound.text).where(Inbound.text == "what does bail mean?"))
+        assert kept.first() is not None  # not a secret: stored like any message
+    assert attempts == []
