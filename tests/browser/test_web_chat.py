@@ -38,7 +38,9 @@ NEUTRAL_PAGE = "<!DOCTYPE html><html lang='en'><title>Weather</title><h1>Weather
 # ------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in the main thread
+# while it is open, and later tests call asyncio.run().
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     missing = [str(p) for p in (Path(CHROMIUM), AXE) if not p.exists()]
     if missing:
