@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -28,7 +28,6 @@ from actions.references import (
     normalise_reference,
 )
 
-FORM = "case_verification_form"
 # Verdicts that end the questions; the others ask again.
 FINAL = {"verified", "locked", "no_route"}
 RESET = [SlotSet("crime_reference", None), SlotSet("case_check", None), SlotSet("case_step", None)]
@@ -63,10 +62,11 @@ class ActionCaseUpdate(Action):
         flags = case_flags(tracker)
         if flags.get("verified"):
             dispatcher.utter_message(json_message=marker(render="case_status"))
-            return []
+            return [SlotSet("case_access", "verified")]
         if flags.get("locked"):
-            return content.send(dispatcher, "case.locked")
-        return [*RESET, FollowupAction(FORM)]
+            return [*content.send(dispatcher, "case.locked"), SlotSet("case_access", "locked")]
+        # The rules start the look-up questions (case_verification_form) next.
+        return [*RESET, SlotSet("case_access", "ask")]
 
 
 class ActionAskCaseCheck(Action):
@@ -138,4 +138,4 @@ class ActionCaseResult(Action):
             content.send(dispatcher, "case.no_route")
         else:
             dispatcher.utter_message(response="utter_form_stopped")
-        return RESET
+        return [*RESET, SlotSet("case_access", None)]

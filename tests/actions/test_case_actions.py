@@ -28,18 +28,21 @@ def test_a_verified_person_gets_the_case_rendered_by_the_gateway() -> None:
     assert messages == [
         {**messages[0], "custom": {"waymark": {"render": "case_status"}}}
     ] and not messages[0].get("text")
-    assert events == []
+    assert events == [
+        {"event": "slot", "timestamp": None, "name": "case_access", "value": "verified"}
+    ]
 
 
 def test_a_locked_out_person_is_told_other_ways_to_get_news() -> None:
-    messages, _ = run(ActionCaseUpdate(), with_flags({"verified": False, "locked": True}))
+    messages, events = run(ActionCaseUpdate(), with_flags({"verified": False, "locked": True}))
     assert messages[0]["text"] == content.item("case.locked").parts[0]
+    assert events[-1]["name"] == "case_access" and events[-1]["value"] == "locked"
 
 
 def test_anyone_else_is_asked_for_their_details() -> None:
     messages, events = run(ActionCaseUpdate(), with_flags({}))
     assert messages == []
-    assert events[-1] == {"event": "followup", "timestamp": None, "name": "case_verification_form"}
+    assert events[-1] == {"event": "slot", "timestamp": None, "name": "case_access", "value": "ask"}
     assert {"event": "slot", "timestamp": None, "name": "case_check", "value": None} in events
 
 
@@ -118,4 +121,9 @@ def test_the_gateways_verdict_steers_the_questions(
 def test_after_the_questions(verdict: str | None, expected: dict[str, Any]) -> None:
     messages, events = run(ActionCaseResult(), tracker("inform", slots={"case_check": verdict}))
     assert expected.items() <= messages[0].items()
-    assert {e["name"] for e in events} == {"crime_reference", "case_check", "case_step"}
+    assert {e["name"] for e in events} == {
+        "crime_reference",
+        "case_check",
+        "case_step",
+        "case_access",
+    }
