@@ -234,6 +234,8 @@ class VictimUpdate(Base):
     their own verified look-up, or (as an agency reports) by someone else."""
 
     __tablename__ = "victim_updates"
+    # "When did this victim last hear?" (the notification worker asks it for each nudge).
+    __table_args__ = (Index("ix_victim_updates_victim_at", "victim_id", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
