@@ -1,15 +1,17 @@
 """Bulk import of case events: `python -m bot import-events FILE --agency A`.
 
-Each row goes through `bot.cases.events.add_event`, the same write path as the API,
-so stages move and notifications are queued exactly as for a posted event.
+Rows go through `bot.cases.events.add_events`, the API's write path for many events at
+once, so stages move and notifications are queued exactly as for posted events.
 
 - Files: CSV with a header row, or JSON Lines (one object a line). Columns: reference,
   type, occurred_at, external_id, details (a JSON object; in CSV a JSON string), note,
   victim_informed_at. Every row needs an external_id, so running a file twice adds
   nothing the second time (those rows count as replays).
 - Speed: rows are checked before the database is touched; then one transaction per
-  batch, the batch's cases loaded in one query, and a SAVEPOINT per row so a bad row is
-  reported and skipped without losing the rest of its batch.
+  batch, whose cases are loaded in one query and whose events are added together by
+  `add_events` (a few statements a batch, not a few a row). A bad row is reported and
+  skipped without losing the rest of its batch; if the database refuses the batch (an
+  event id stored by the API meanwhile), it is added again row by row.
 - `--dry-run` checks everything, writes nothing (each batch is rolled back).
 - Errors: one line per problem (row, external id, field, message) as CSV at
   `--errors`, and a summary on stdout. Exit code 0: every row imported or already
@@ -38,8 +40,8 @@ from tqdm import tqdm
 
 from actions.references import normalise_reference
 from bot.cases.api import PERSONAL_NUMBER, looks_personal
-from bot.cases.events import EventConflict, add_event, as_utc, check_time
-from bot.cases.models import Case, CaseEvent
+from bot.cases.events import Added, EventConflict, NewEvent, add_events, as_utc, check_time
+from bot.cases.models import Case
 from bot.cases.vocabulary import event_type, validate_details
 from bot.config import Settings
 
@@ -245,7 +247,6 @@ def _import_batch(
     if not checked:
         return
     with session_factory() as session:
-        _begin_on_sqlite(session)
         cases = {
             case.reference: case
             for case in session.scalars(
@@ -254,99 +255,97 @@ def _import_batch(
                 )
             )
         }
-        # Ids stored by earlier runs (or, in a dry run, earlier batches): a repeat is
-        # judged here, so re-running a large file costs one query a batch.
-        known = _stored(session, agency, [r.data.external_id for r in checked])
-        if seen is not None:
-            known.update(seen)
+        # What to do with each row: add it, refuse it, or (dry run) judge it against
+        # what an earlier, rolled-back batch would have stored.
+        plan: list[NewEvent | _Refused | tuple[Any, ...]] = []
         for row in checked:
             case = cases.get(row.reference)
             if case is None:
                 message = f"No case with this reference for agency {agency}."
-                _fail(result, [RowError(row.row, row.data.external_id, "reference", message)])
-            elif row.data.external_id in known:
-                _judge_repeat(result, row, case, known[row.data.external_id])
-            elif _add(session, result, row, case, agency) and seen is not None:
-                seen[row.data.external_id] = _fingerprint(row, case)
+                plan.append(_Refused("reference", message))
+            elif seen is not None and row.data.external_id in seen:
+                plan.append(seen[row.data.external_id])
+            else:
+                data = row.data
+                plan.append(
+                    NewEvent(
+                        case,
+                        data.type,
+                        data.occurred_at,
+                        data.external_id,
+                        data.details,
+                        data.note,
+                        data.victim_informed_at,
+                    )
+                )
+        outcomes = iter(_add_all(session, [p for p in plan if isinstance(p, NewEvent)], agency))
+        for row, step in zip(checked, plan, strict=True):
+            if isinstance(step, NewEvent):
+                if _tally(result, row, next(outcomes)) and seen is not None:
+                    seen[row.data.external_id] = _fingerprint(row, step.case)
+            elif isinstance(step, _Refused):
+                _fail(result, [RowError(row.row, row.data.external_id, step.field, str(step))])
+            else:
+                _judge_repeat(result, row, cases[row.reference], step)
         if seen is None:
             session.commit()
         else:
             session.rollback()
 
 
-def _stored(session: Session, agency: str, ids: list[str]) -> dict[str, tuple[Any, ...]]:
-    rows = session.execute(
-        select(
-            CaseEvent.external_id,
-            CaseEvent.case_id,
-            CaseEvent.type,
-            CaseEvent.occurred_at,
-            CaseEvent.details,
-        ).where(CaseEvent.agency == agency, CaseEvent.external_id.in_(set(ids)))
-    )
-    return {
-        external_id: (case_id, type_, _utc(occurred_at), details or {})
-        for external_id, case_id, type_, occurred_at, details in rows
-    }
+class _Refused(Exception):
+    """A row the importer itself turns down."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _add_all(session: Session, items: list[NewEvent], agency: str) -> list[Added | Exception]:
+    """The batch's events in one go. If the database refuses them (an event id stored
+    by someone else, the API, since it was looked up), row by row instead, so that
+    only the rows that raced are judged again."""
+    if not items:
+        return []
+    try:
+        with session.begin_nested():
+            return add_events(session, items, agency=agency)
+    except IntegrityError:
+        return [_add_one(session, item, agency) for item in items]
 
 
-def _begin_on_sqlite(session: Session) -> None:
-    """Open the batch's transaction on SQLite now. pysqlite only begins one before a
-    write, so the first SAVEPOINT would start its own and its RELEASE would commit:
-    the batch (and a dry run) would not be one transaction."""
-    connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        return
-    raw = connection.connection.dbapi_connection
-    if raw is not None and not getattr(raw, "in_transaction", True):
-        connection.exec_driver_sql("BEGIN")
-
-
-def _add(session: Session, result: ImportResult, row: _Checked, case: Case, agency: str) -> bool:
-    """Add one row's event in its own SAVEPOINT; False (and the error noted) if refused."""
-    data = row.data
-    for attempt in range(2):
+def _add_one(session: Session, item: NewEvent, agency: str) -> Added | Exception:
+    for _attempt in range(2):
         try:
             with session.begin_nested():
-                added = add_event(
-                    session,
-                    case,
-                    type=data.type,
-                    occurred_at=data.occurred_at,
-                    agency=agency,
-                    external_id=data.external_id,
-                    details=data.details,
-                    note=data.note,
-                    victim_informed_at=data.victim_informed_at,
-                )
+                return add_events(session, [item], agency=agency)[0]
         except IntegrityError:
-            if not attempt:
-                continue  # stored by someone else meanwhile (the API): look again
-            message = "Stored elsewhere at the same time; run the import again."
-            _fail(result, [RowError(row.row, data.external_id, "external_id", message)])
-        except EventConflict as error:
-            _fail(result, [RowError(row.row, data.external_id, "external_id", str(error))])
-        except ValidationError as error:
-            _fail(result, [_error(row.row, data.external_id, e, "details") for e in error.errors()])
-        except ValueError as error:
-            _fail(result, [RowError(row.row, data.external_id, "row", str(error))])
+            continue  # stored by someone else meanwhile: look again
+    return _Refused("external_id", "Stored elsewhere at the same time; run the import again.")
+
+
+def _tally(result: ImportResult, row: _Checked, outcome: Added | Exception) -> bool:
+    """Count one row's outcome; False (and the error noted) if it was refused."""
+    data = row.data
+    if isinstance(outcome, Added):
+        if outcome.created:
+            result.imported += 1
         else:
-            if added.created:
-                result.imported += 1
-            else:
-                result.replayed += 1
-            return True
-        return False
+            result.replayed += 1
+        return True
+    if isinstance(outcome, _Refused):
+        _fail(result, [RowError(row.row, data.external_id, outcome.field, str(outcome))])
+    elif isinstance(outcome, EventConflict):
+        _fail(result, [RowError(row.row, data.external_id, "external_id", str(outcome))])
+    elif isinstance(outcome, ValidationError):  # before ValueError: it is one
+        _fail(result, [_error(row.row, data.external_id, e, "details") for e in outcome.errors()])
+    else:
+        _fail(result, [RowError(row.row, data.external_id, "row", str(outcome))])
     return False
 
 
 def _fingerprint(row: _Checked, case: Case) -> tuple[Any, ...]:
-    # What add_event compares to tell a replay from a conflict.
+    # What add_events compares to tell a replay from a conflict.
     return (case.id, row.data.type, as_utc(row.data.occurred_at), row.details)
 
 

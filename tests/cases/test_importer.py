@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot import db
-from bot.cases import importer
+from bot.cases import events, importer
 from bot.cases.importer import ImportResult, import_events
 from bot.cases.models import Case, CaseEvent, Notification
 from bot.config import Settings, get_settings
@@ -145,6 +146,30 @@ def test_a_dry_run_checks_everything_and_writes_nothing(
     assert (real.imported, real.replayed, real.failed) == (2, 1, 2)
 
 
+def test_a_batch_that_races_another_writer_is_added_row_by_row(
+    cases: CaseDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(cases, [row("e1")])
+    # As if the API stored e1 between the batch's look-up and its insert: the unique key
+    # refuses the batch, and row by row e1 is found and counted as a replay.
+    lookups: list[set[str]] = []
+    stored = events._stored
+
+    def late(session: Session, agency: str, ids: set[str]) -> dict[str, CaseEvent]:
+        lookups.append(ids)
+        return {} if len(lookups) == 1 else stored(session, agency, ids)
+
+    monkeypatch.setattr(events, "_stored", late)
+    later = (WHEN + timedelta(hours=1)).isoformat()
+    charged = row("e2", type="charged", occurred_at=later, details='{"offences": ["theft"]}')
+    result = run(cases, [row("e1"), charged])
+    assert (result.imported, result.replayed, result.failed) == (1, 1, 0)
+    assert lookups == [{"e1", "e2"}, {"e1"}, {"e2"}]
+    assert count(cases, CaseEvent) == 2
+    assert count(cases, Notification) == 2
+    assert stage(cases) == "charge"
+
+
 def test_an_import_can_be_large(cases: CaseDb) -> None:
     rows = [
         row(
@@ -171,8 +196,6 @@ def command_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     db.migrate(url)
     engine = db.create_sync_engine(url)
     try:
-        from sqlalchemy.orm import Session
-
         with Session(engine) as session:
             make_victim(session, make_case(session, "4301234/26", agency="met"))
             session.commit()
