@@ -39,7 +39,6 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from actions.references import normalise_reference
-from bot.cases.api import PERSONAL_NUMBER, looks_personal
 from bot.cases.events import Added, EventConflict, NewEvent, add_events, as_utc, check_time
 from bot.cases.models import Case
 from bot.cases.vocabulary import event_type, validate_details
@@ -168,8 +167,6 @@ def _check(
         details = validate_details(data.type, data.details)
     except ValidationError as error:
         return None, [_error(number, external_id, item, "details") for item in error.errors()]
-    if data.type == "officer_changed" and looks_personal(details.get("officer_contact")):
-        return None, [RowError(number, external_id, "details.officer_contact", PERSONAL_NUMBER)]
     if data.victim_informed_at is not None and data.victim_informed_at < data.occurred_at:
         return None, [
             RowError(number, external_id, "victim_informed_at", "It is before occurred_at.")

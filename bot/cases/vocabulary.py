@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.cases.phones import PERSONAL_NUMBER, looks_personal
 
 STAGES = (
     "report",
@@ -110,7 +112,15 @@ class SentenceDetails(_Details):
 
 class OfficerDetails(_Details):
     officer_name: str = Field(min_length=2, max_length=120)
+    # A route (101 with the reference, a team mailbox), never someone's own number.
     officer_contact: str = Field(min_length=3, max_length=200)
+
+    @field_validator("officer_contact")
+    @classmethod
+    def _route(cls, value: str) -> str:
+        if looks_personal(value):
+            raise ValueError(PERSONAL_NUMBER)
+        return value
 
 
 @dataclass(frozen=True)

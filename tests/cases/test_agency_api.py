@@ -28,6 +28,7 @@ from bot.cases.models import (
     Victim,
     VictimContact,
 )
+from bot.cases.phones import PERSONAL_NUMBER
 from bot.config import get_settings
 from tests.harness import LiveGateway, database, gateway_settings, live_gateway_for
 
@@ -319,9 +320,9 @@ def test_a_case_is_created_then_updated(agency_api: Api) -> None:
     ("change", "message"),
     [
         ({"crime_type": "parking"}, "Input should be"),
-        ({"officer_contact": "call me on 07700 900456"}, api.PERSONAL_NUMBER),
-        ({"officer_contact": "+44 (0)7700-900-456"}, api.PERSONAL_NUMBER),
-        ({"witness_care_contact": "07700900456"}, api.PERSONAL_NUMBER),
+        ({"officer_contact": "call me on 07700 900456"}, PERSONAL_NUMBER),
+        ({"officer_contact": "+44 (0)7700-900-456"}, PERSONAL_NUMBER),
+        ({"witness_care_contact": "07700900456"}, PERSONAL_NUMBER),
         ({"update_every_days": 0}, "greater than or equal to 1"),
         ({"victims": [{"external_id": "v1", "consent": False}]}, "agreed to it"),
         ({"victims": [{"external_id": "v1"}]}, "Field required"),
@@ -543,7 +544,7 @@ def test_simultaneous_retries_store_the_event_once(agency_api: Api) -> None:
                 "type": "officer_changed",
                 "details": {"officer_name": "DC Lee", "officer_contact": "07700 900456"},
             },
-            api.PERSONAL_NUMBER,
+            PERSONAL_NUMBER,
         ),
         ({"occurred_at": "2099-01-01T00:00:00Z"}, "occurred_at is in the future"),
         ({"occurred_at": "1960-01-01T00:00:00Z"}, "before 1970"),
