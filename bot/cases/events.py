@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, insert, select, true, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 
@@ -355,17 +355,26 @@ def record_victim_update(
 ) -> None:
     """The victim has just been brought up to date (a look-up, or a detailed message):
     every event so far counts as told, and the update clock restarts."""
-    case = session.get(Case, case_id)
-    if case is None:
-        return
-    session.add(VictimUpdate(case_id=case_id, victim_id=victim_id, route=route, at=at))
-    if case.last_victim_update_at is None or _aware(case.last_victim_update_at) < at:
-        case.last_victim_update_at = at
-    for event in session.scalars(
-        select(CaseEvent).where(
+    # Plain statements, not loaded objects: this runs on every verified look-up.
+    session.execute(
+        insert(VictimUpdate).values(case_id=case_id, victim_id=victim_id, route=route, at=at)
+    )
+    session.execute(
+        update(Case)
+        .where(
+            Case.id == case_id,
+            or_(Case.last_victim_update_at.is_(None), Case.last_victim_update_at < at),
+        )
+        .values(last_victim_update_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CaseEvent)
+        .where(
             CaseEvent.case_id == case_id,
             CaseEvent.victim_informed_at.is_(None),
             CaseEvent.occurred_at <= at,
         )
-    ):
-        event.victim_informed_at = at
+        .values(victim_informed_at=at)
+        .execution_options(synchronize_session=False)
+    )
