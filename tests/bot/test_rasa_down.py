@@ -130,7 +130,5 @@ def test_messages_pending_at_shutdown_are_answered_after_a_restart(
         )
         assert "bail" in answered[0].text.lower()
         # Replies are stored as they are sent; the message is marked answered just after.
-        notes = wait_until(
-            lambda: [i.note for i in table(live, Inbound) if i.note], 1, timeout=10
-        )
+        notes = wait_until(lambda: [i.note for i in table(live, Inbound) if i.note], 1, timeout=10)
         assert notes == ["answered"]
