@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
 DELIVERY_ATTEMPTS = 3
+STORE_EVERY = 0.05  # seconds: how often `notify_many` stores the messages back so far
 RASA_ERROR_ATTEMPTS = 3  # tries when Rasa answers with an error (not when it's down)
 
 # Messages that carry a one-time code: the stored copy has it masked.
@@ -136,6 +138,33 @@ class Notified:
 
     outbound_id: int | None
     status: str  # sent, failed, opted_out, no_channel, demo
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message nobody asked for, for `Gateway.notify_many`."""
+
+    channel: str
+    address: str
+    reply: Reply
+    source: str
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """How one outbound message went, to be written to its row."""
+
+    outbound_id: int
+    provider_id: str | None
+    status: str
+    rank: int
+    error_code: str | None
+    attempts: int
+
+
+# How `_Out.attempt_all` went: each message sent, the ids of those never sent (after an
+# opt-out or an error), and the error that stopped it.
+_Attempted = tuple[list[_Delivery], list[int], Exception | None]
 
 
 @dataclass
@@ -584,24 +613,140 @@ class Gateway:
         Opted-out contacts get nothing. In demo mode, a channel with no provider set up
         writes the message to the log instead (demo codes must be readable somewhere).
         """
+        (result,) = await self.notify_many([Notice(channel, address, reply, source)])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def notify_many(self, notices: Sequence[Notice]) -> list[Notified | Exception]:
+        """`notify` for several messages at once, in a few transactions rather than a few
+        each: one finds (or makes) the contacts and stores every outbound row before
+        anything is sent; then, every STORE_EVERY seconds, one records how those back so
+        far went. All are sent at the same time, so the caller bounds how many. Each
+        result is what `notify` would return, or the exception it raised (that message
+        may have gone out)."""
+        results: dict[int, Notified | Exception] = {}
+        planned: list[tuple[int, _Out, list[Rendered]]] = []
+        rows: list[dict[str, Any]] = []
         async with self.sessions() as session, session.begin():
-            conversation = await self.conversation_for(session, channel, address)
-            contact = await session.get(Contact, conversation.contact_id)
-            assert contact is not None
-        if contact.opted_out:
-            return Notified(None, "opted_out")
-        sender = self.senders.get(channel)
-        if sender is None:
-            if self.settings.demo:
-                logger.warning("Demo outbox, to %s %s: %s", channel, address, reply.text)
-                return Notified(None, "demo")
-            return Notified(None, "no_channel")
-        out = _Out(self, sender, conversation.id, contact, None)
-        await out.send(reply, source=source)
-        if out.last_outbound is None:
-            return Notified(None, "opted_out" if out.stopped else "failed")
-        outbound_id, status = out.last_outbound
-        return Notified(outbound_id, "failed" if status == "failed" else "sent")
+            known = await self._contacts(session, {(n.channel, n.address) for n in notices})
+            for index, notice in enumerate(notices):
+                contact, conversation_id = known[(notice.channel, notice.address)]
+                if contact.opted_out:
+                    results[index] = Notified(None, "opted_out")
+                    continue
+                sender = self.senders.get(notice.channel)
+                if sender is None:
+                    if self.settings.demo:
+                        logger.warning(
+                            "Demo outbox, to %s %s: %s",
+                            notice.channel,
+                            notice.address,
+                            notice.reply.text,
+                        )
+                        results[index] = Notified(None, "demo")
+                    else:
+                        results[index] = Notified(None, "no_channel")
+                    continue
+                parts = sender.render(notice.reply)
+                out = _Out(self, sender, conversation_id, contact, None)
+                planned.append((index, out, parts))
+                rows += [out.row(part, notice.source) for part in parts]
+            ids: list[int] = []
+            if rows:
+                inserted = await session.execute(
+                    insert(Outbound).returning(Outbound.id, sort_by_parameter_order=True), rows
+                )
+                ids = list(inserted.scalars())
+        if len(self._known) > 100_000:
+            self._known.clear()
+        self._known.update({key: conversation_id for key, (_, conversation_id) in known.items()})
+        stored = iter(ids)
+        tasks = [
+            asyncio.ensure_future(out.attempt_all([(next(stored), part) for part in parts]))
+            for _, out, parts in planned
+        ]
+        waiting = set(tasks)
+        try:
+            while waiting:
+                back, waiting = await asyncio.wait(waiting, timeout=STORE_EVERY)
+                # A status callback finds a message by the provider's id: store those
+                # back already, not only once the slowest (retrying) one is.
+                await self._store_sent([task.result() for task in back])
+        except BaseException:
+            for task in waiting:
+                task.cancel()
+            raise
+        for (index, out, _), task in zip(planned, tasks, strict=True):
+            results[index] = task.result()[2] or out.notified()
+        return [results[index] for index in range(len(notices))]
+
+    async def _store_sent(self, sent: Sequence[_Attempted]) -> None:
+        deliveries = [delivery for done, _, _ in sent for delivery in done]
+        unsent = [outbound_id for _, never, _ in sent for outbound_id in never]
+        if not (deliveries or unsent):
+            return
+        async with self.sessions() as session, session.begin():
+            await _store(session, deliveries)
+            if unsent:  # parts after an opt-out or an error: never sent, so not kept
+                await session.execute(delete(Outbound).where(Outbound.id.in_(unsent)))
+
+    async def _contacts(
+        self, session: AsyncSession, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[Contact, int]]:
+        """Each (channel, address)'s contact, made when new, and its conversation's id, as
+        `conversation_for` gives them for one. One upsert on the unique key (it touches
+        `last_seen_at`, as that does) reads every contact's opt-out fresh, whatever the
+        planner's statistics say; conversation ids come from `_known` when they can."""
+        now = datetime.now(UTC)
+        connection = await session.connection()
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        upsert = dialect.insert(Contact)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["channel", "address"],
+            set_={"last_seen_at": upsert.excluded.last_seen_at},
+        ).returning(
+            Contact.id, Contact.channel, Contact.address, Contact.opted_out, Contact.created_at
+        )
+        rows = await connection.execute(
+            upsert,
+            # Sorted: workers upserting the same contacts lock them in the same order.
+            [
+                {"channel": channel, "address": address, "created_at": now, "last_seen_at": now}
+                for channel, address in sorted(keys)
+            ],
+        )
+        contacts: dict[tuple[str, str], Contact] = {}
+        made: list[Contact] = []
+        for row in rows:
+            contact = Contact(
+                id=row.id, channel=row.channel, address=row.address, opted_out=row.opted_out
+            )
+            contacts[(row.channel, row.address)] = contact
+            if _aware(row.created_at) == now:  # ours: it has no conversation yet
+                made.append(contact)
+        # Cached by the caller once this commits: a rolled-back id must not stay known.
+        conversation_ids = {key: self._known[key] for key in keys if key in self._known}
+        if made:
+            conversations = await connection.execute(
+                insert(Conversation).returning(Conversation.id, Conversation.contact_id),
+                [
+                    {"contact_id": c.id, "rasa_sender": self.pseudonym(c.channel, c.address)}
+                    for c in made
+                ],
+            )
+            by_contact = {row.contact_id: row.id for row in conversations}
+            for contact in made:
+                conversation_ids[(contact.channel, contact.address)] = by_contact[contact.id]
+        unknown = {contacts[key].id: key for key in keys - conversation_ids.keys()}
+        if unknown:
+            for conversation_id, contact_id in await connection.execute(
+                select(Conversation.id, Conversation.contact_id).where(
+                    Conversation.contact_id.in_(unknown)
+                )
+            ):
+                conversation_ids[unknown[contact_id]] = conversation_id
+        return {key: (contacts[key], conversation_ids[key]) for key in keys}
 
     # -- small writes ---------------------------------------------------------------
 
@@ -775,17 +920,7 @@ class _Out:
             self.offered = reply.buttons
         for rendered in self.sender.render(reply):
             async with self.gateway.sessions() as session, session.begin():
-                row = Outbound(
-                    conversation_id=self.conversation_id,
-                    inbound_id=self._inbound.id if self._inbound else None,
-                    channel=self.sender.channel,
-                    source=source,
-                    # A one-time code is sent, never kept.
-                    text=_CODE.sub("******", rendered.text)
-                    if source in CODE_SOURCES
-                    else rendered.text,
-                    buttons=rendered.buttons,
-                )
+                row = Outbound(**self.row(rendered, source))
                 session.add(row)
                 await session.flush()
                 outbound_id = row.id
@@ -793,7 +928,44 @@ class _Out:
             if self.stopped:
                 return
 
+    def row(self, rendered: Rendered, source: str) -> dict[str, Any]:
+        """The outbound row's values for one message, before it is sent."""
+        return {
+            "conversation_id": self.conversation_id,
+            "inbound_id": self._inbound.id if self._inbound else None,
+            "channel": self.sender.channel,
+            "source": source,
+            # A one-time code is sent, never kept.
+            "text": _CODE.sub("******", rendered.text) if source in CODE_SOURCES else rendered.text,
+            "buttons": rendered.buttons,
+        }
+
     async def _deliver(self, outbound_id: int, rendered: Rendered) -> None:
+        delivery = await self._attempt(outbound_id, rendered)
+        async with self.gateway.sessions() as session, session.begin():
+            await _store(session, [delivery])
+
+    async def attempt_all(self, parts: Sequence[tuple[int, Rendered]]) -> _Attempted:
+        """Send stored messages in order, as `send` would, without writing their results:
+        (how each went, the ids of those never sent, the error that stopped it if any)."""
+        done: list[_Delivery] = []
+        for index, (outbound_id, rendered) in enumerate(parts):
+            try:
+                done.append(await self._attempt(outbound_id, rendered))
+            except Exception as error:  # its row stays as it was: it may have gone out
+                return done, [i for i, _ in parts[index + 1 :]], error
+            if self.stopped:
+                return done, [i for i, _ in parts[index + 1 :]], None
+        return done, [], None
+
+    def notified(self) -> Notified:
+        """What `Gateway.notify` reports once the message was handed to `send`."""
+        if self.last_outbound is None:
+            return Notified(None, "opted_out" if self.stopped else "failed")
+        outbound_id, status = self.last_outbound
+        return Notified(outbound_id, "failed" if status == "failed" else "sent")
+
+    async def _attempt(self, outbound_id: int, rendered: Rendered) -> _Delivery:
         provider_id: str | None = None
         status, error_code = "failed", None
         for attempt in range(1, DELIVERY_ATTEMPTS + 1):
@@ -820,18 +992,50 @@ class _Out:
                 await asyncio.sleep(0.5 * attempt)
         rank = 5 if status == "failed" else STATUS_RANK.get(status, 0)
         self.last_outbound = (outbound_id, status)
-        async with self.gateway.sessions() as session, session.begin():
-            await session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id)
-                .values(attempts=attempt, error_code=error_code, provider_id=provider_id)
-            )
-            # A status callback may already have moved it further: only ever forward.
-            await session.execute(
-                update(Outbound)
-                .where(Outbound.id == outbound_id, Outbound.status_rank < rank)
-                .values(status=status, status_rank=rank)
-            )
+        return _Delivery(outbound_id, provider_id, status, rank, error_code, attempt)
+
+
+_STORE_ATTEMPT = (
+    update(Outbound)
+    .where(Outbound.id == bindparam("d_id"))
+    .values(
+        attempts=bindparam("d_attempts"),
+        error_code=bindparam("d_error_code"),
+        provider_id=bindparam("d_provider_id"),
+    )
+)
+# A status callback may already have moved it further: only ever forward.
+_STORE_STATUS = (
+    update(Outbound)
+    .where(Outbound.id == bindparam("d_id"), Outbound.status_rank < bindparam("d_rank"))
+    .values(status=bindparam("d_status"), status_rank=bindparam("d_rank"))
+)
+
+
+async def _store(session: AsyncSession, deliveries: Sequence[_Delivery]) -> None:
+    """Write how messages went: one statement for one, executemany for several."""
+    if not deliveries:
+        return
+    params = [
+        {
+            "d_id": d.outbound_id,
+            "d_attempts": d.attempts,
+            "d_error_code": d.error_code,
+            "d_provider_id": d.provider_id,
+            "d_status": d.status,
+            "d_rank": d.rank,
+        }
+        for d in deliveries
+    ]
+    # Core statements on the connection: plain UPDATEs, not the ORM's bulk-by-key form.
+    connection = await session.connection()
+    await connection.execute(_STORE_ATTEMPT, params)
+    await connection.execute(_STORE_STATUS, params)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _reply(message: dict[str, Any]) -> Reply:

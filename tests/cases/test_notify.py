@@ -36,8 +36,8 @@ from bot.cases.models import (
 from bot.cases.status import event_summary
 from bot.cases.working_days import LONDON
 from bot.config import Settings
-from bot.gateway import Gateway, Rendered, Reply
-from bot.models import Contact
+from bot.gateway import DeliveryError, Gateway, Rendered, Reply
+from bot.models import Contact, Outbound
 from bot.rasa_client import RasaClient
 from tests.cases.conftest import CaseDb, make_case, make_victim
 from tests.harness import LiveGateway, database, gateway_settings, live_gateway_for
@@ -613,6 +613,250 @@ def test_each_of_many_notifications_goes_exactly_once(kind: str, tmp_path: Path)
                     ).all()
                 )
             assert states == {"sent": count}
+        finally:
+            engine.dispose()
+
+
+def many_events(case_db: CaseDb, now: datetime, victims: int, events: int) -> None:
+    """`victims` victims on one case, each linked to their own phone; `events` events."""
+    with case_db.sessions() as session, session.begin():
+        case = make_case(session, next_reference())
+        for i in range(victims):
+            make_victim(session, case, external_id=f"v{i}", phone=f"+4477009{i:05d}")
+        for i in range(events):
+            add_event(
+                session, case, type="investigation_started", agency="met", now=now,
+                occurred_at=now - timedelta(hours=1), external_id=f"e{i}",
+            )  # fmt: skip
+
+
+def states(case_db: CaseDb) -> dict[str, int]:
+    with case_db.sessions() as session:
+        rows = session.execute(
+            select(Notification.state, func.count()).group_by(Notification.state)
+        ).all()
+    return {state: count for state, count in rows}
+
+
+def test_a_claim_takes_all_of_each_victims_due_notifications(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    first, case_id = seed(case_db, now)
+    rest = [seed(case_db, now, "suspect_interviewed", case_id=case_id)[0] for _ in range(2)]
+    other, _ = seed(case_db, now, phone="+447700900124")
+    gateway = own_gateway(case_db.url, Recording())
+
+    async def go() -> int:
+        try:
+            return await notify.deliver_due(gateway, now=now, batch=1)
+        finally:
+            await close(gateway)
+
+    # The oldest row's victim has three: all three come, so one worker can merge them.
+    assert asyncio.run(go()) == 3
+    assert [row(case_db, i).state for i in [first, *rest]] == ["sent", "cancelled", "cancelled"]
+    assert row(case_db, other).state == "pending"
+
+
+def test_a_nudge_that_did_not_go_does_not_merge_the_next(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    first, case_id = seed(case_db, now)
+    second, _ = seed(case_db, now, "suspect_interviewed", case_id=case_id)
+    third, _ = seed(case_db, now, "appeal_lodged", case_id=case_id)
+
+    class RefusesFirst(Recording):
+        async def deliver(self, **kwargs: Any) -> tuple[str | None, str]:
+            if not self.texts:
+                self.texts.append(("refused", ""))
+                raise DeliveryError("invalid number", code="21211", retryable=False)
+            return await super().deliver(**kwargs)
+
+    sms = RefusesFirst()
+    run(own_gateway(case_db.url, sms), now)
+    refused = row(case_db, first)
+    assert (refused.state, refused.error) == ("failed", "refused by the provider (sms 21211)")
+    # Decided in order, each on what the one before came to: the second goes, the third
+    # is merged with it.
+    assert row(case_db, second).state == "sent"
+    merged = row(case_db, third)
+    assert (merged.state, merged.error) == ("cancelled", "merged")
+    assert sms.texts == [("refused", ""), ("+447700900123", DISCREET)]
+
+
+def test_detailed_news_for_one_victim_goes_in_order(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    types = ["suspect_arrested", "suspect_interviewed", "remanded_in_custody"]
+    _, case_id = seed(case_db, now, types[0], discreet=False)
+    for type in types[1:]:
+        seed(case_db, now, type, case_id=case_id)
+    sms = Recording()
+    run(own_gateway(case_db.url, sms), now)
+    assert len(sms.texts) == 3  # the detail is never merged: each carries its own news
+    with case_db.sessions() as session:
+        case = session.get(Case, case_id)
+        sent = session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+        ).all()
+        assert case is not None
+        expected = []
+        for event in sent:
+            opening = DETAILED.part(0, reference=case.reference, summary="")
+            expected.append(opening + event_summary(case, event, reserve=len(opening)))
+    assert [text for _, text in sms.texts] == expected
+    assert states(case_db) == {"sent": 3}
+
+
+class Concurrency(Recording):
+    """Counts how many messages are out at once, in all and per address."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: Counter[str] = Counter()
+        self.most = 0
+        self.most_per_address = 0
+
+    async def deliver(self, *, address: str, **kwargs: Any) -> tuple[str | None, str]:
+        self.out[address] += 1
+        self.most = max(self.most, sum(self.out.values()))
+        self.most_per_address = max(self.most_per_address, self.out[address])
+        try:
+            await asyncio.sleep(0.01)
+            return await super().deliver(address=address, **kwargs)
+        finally:
+            self.out[address] -= 1
+
+
+def test_victims_are_sent_to_at_once_within_bounds(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    many_events(case_db, now, victims=notify.PARALLEL + 10, events=1)
+    shared = "+447700900999"
+    for _ in range(3):  # an advocate with three clients
+        seed(case_db, now, via_advocate=True, advocate_phone=shared, phone=next_phone())
+    sms = Concurrency()
+    run(own_gateway(case_db.url, sms), now)
+    assert states(case_db) == {"sent": notify.PARALLEL + 13}
+    assert 1 < sms.most <= notify.PARALLEL
+    assert sms.most_per_address == 1
+    assert sms.counts[shared] == 3
+
+
+def test_one_that_cannot_be_prepared_holds_up_nobody_else(
+    case_db: CaseDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_for_charges(case: Case, event: CaseEvent, **kwargs: Any) -> str:
+        if event.type == "charged":
+            raise KeyError("case.event.charged")
+        return event_summary(case, event, **kwargs)
+
+    monkeypatch.setattr(notify, "event_summary", broken_for_charges)
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    broken, _ = seed(case_db, now, "charged", {"offences": ["Burglary"]}, discreet=False)
+    fine, _ = seed(case_db, now, discreet=False, phone="+447700900124")
+    sms = Recording()
+    run(own_gateway(case_db.url, sms), now)
+    waiting = row(case_db, broken)
+    assert (waiting.state, waiting.attempts) == ("pending", 1)
+    assert waiting.error == "could not be prepared (KeyError)"
+    assert row(case_db, fine).state == "sent"
+    assert [address for address, _ in sms.texts] == ["+447700900124"]
+
+
+def test_an_error_while_sending_one_leaves_only_that_one_in_sending(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    bad, _ = seed(case_db, now)
+    good, _ = seed(case_db, now, phone="+447700900124")
+
+    class Breaks(Recording):
+        async def deliver(self, *, address: str, **kwargs: Any) -> tuple[str | None, str]:
+            if address == "+447700900123":
+                raise RuntimeError("a bug in the sender")
+            return await super().deliver(address=address, **kwargs)
+
+    run(own_gateway(case_db.url, Breaks()), now)
+    assert row(case_db, bad).state == "sending"  # it may have gone: counted by `stuck`
+    sent = row(case_db, good)
+    assert sent.state == "sent"
+    with case_db.sessions() as session:
+        outbound = session.get(Outbound, sent.outbound_id)
+        assert outbound is not None
+        assert (outbound.status, outbound.provider_id) == ("queued", f"P{outbound.id}")
+
+
+def test_a_message_in_parts_after_an_opt_out_is_not_kept(case_db: CaseDb) -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    notification_id, _ = seed(case_db, now)
+
+    class OptedOut(Recording):
+        def render(self, reply: Reply) -> list[Rendered]:
+            return [Rendered(reply.text), Rendered("(2/2)")]
+
+        async def deliver(self, **kwargs: Any) -> tuple[str | None, str]:
+            raise DeliveryError("unsubscribed", code="21610", retryable=False, opted_out=True)
+
+    run(own_gateway(case_db.url, OptedOut()), now)
+    refused = row(case_db, notification_id)
+    assert (refused.state, refused.error) == ("failed", "refused by the provider (sms 21610)")
+    with case_db.sessions() as session:
+        rows = session.scalars(select(Outbound)).all()
+        phone = session.scalar(select(Contact).filter_by(address="+447700900123"))
+    # The first part was refused; the second was never sent, so it is not kept.
+    assert [(r.text, r.status, r.error_code) for r in rows] == [(DISCREET, "failed", "21610")]
+    assert phone is not None and phone.opted_out
+
+
+def test_a_send_rolled_back_leaves_no_contact_known(case_db: CaseDb) -> None:
+    class Broken(Recording):
+        def render(self, reply: Reply) -> list[Rendered]:
+            raise RuntimeError("a bug in the channel")
+
+    gateway = own_gateway(case_db.url, Broken())
+    phone = next_phone()
+
+    async def go() -> None:
+        try:
+            with pytest.raises(RuntimeError):
+                await gateway.notify("sms", phone, Reply("hello"), source="notification")
+        finally:
+            await close(gateway)
+
+    asyncio.run(go())
+    # The contact and conversation made for it were rolled back: an inbound message
+    # must not be filed under a conversation id that never was.
+    assert ("sms", phone) not in gateway._known
+    with case_db.sessions() as session:
+        assert session.scalar(select(Contact).filter_by(address=phone)) is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_each_victim_gets_one_nudge_however_many_workers(kind: str, tmp_path: Path) -> None:
+    # A victim's rows are claimed together, so no two workers can both nudge them.
+    victims = 100 if kind == "postgres" else 40
+    now = datetime.now(UTC)
+    with database(kind, tmp_path) as url:
+        db.migrate(url)
+        engine: Engine = db.create_sync_engine(url)
+        try:
+            case_db = CaseDb(url, engine, sessionmaker(engine, expire_on_commit=False), kind)
+            many_events(case_db, now, victims=victims, events=3)
+            counts: Counter[str] = Counter()
+            gateways = 2 if kind == "postgres" else 1
+
+            async def go() -> None:
+                own = [own_gateway(url, Recording(counts=counts)) for _ in range(gateways)]
+
+                async def worker(gateway: Gateway) -> None:
+                    while await notify.deliver_due(gateway, batch=7):
+                        pass
+
+                try:
+                    await asyncio.gather(*(worker(g) for g in own for _ in range(2)))
+                finally:
+                    for gateway in own:
+                        await close(gateway)
+
+            asyncio.run(go())
+            assert len(counts) == victims
+            assert set(counts.values()) == {1}
+            assert states(case_db) == {"sent": victims, "cancelled": 2 * victims}
         finally:
             engine.dispose()
 
