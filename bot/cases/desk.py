@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions import content
@@ -502,48 +502,36 @@ class CaseDesk:
         self, out: _Out, conversation: Conversation, contact: Contact, code: str
     ) -> Outcome | None:
         """A code from an agency's enrolment text, sent back from the same address."""
-        now = datetime.now(UTC)
-        async with self.sessions() as session, session.begin():
-            row = await session.scalar(
-                select(OneTimeCode)
-                .join(VictimContact, VictimContact.id == OneTimeCode.victim_contact_id)
-                .where(
-                    OneTimeCode.purpose == "enrol",
-                    OneTimeCode.digest == code_digest(self._key, code),
-                    OneTimeCode.used_at.is_(None),
-                    OneTimeCode.expires_at > now,
-                    VictimContact.channel == contact.channel,
-                    VictimContact.address == contact.address,
-                )
+        query = (
+            select(OneTimeCode)
+            .join(VictimContact, VictimContact.id == OneTimeCode.victim_contact_id)
+            .where(
+                OneTimeCode.purpose == "enrol",
+                OneTimeCode.digest == code_digest(self._key, code),
+                VictimContact.channel == contact.channel,
+                VictimContact.address == contact.address,
             )
-            if row is None:
-                return None
-            row.used_at = now
-            await self._link(session, row.victim_id, contact, now)
-            victim = await session.get(Victim, row.victim_id)
-            assert victim is not None
-            needs_secret = victim.secret_hash is None
-            if needs_secret:
-                await self._await(
-                    conversation.id, {"kind": "new_secret", "victim_id": victim.id}, session
-                )
-        await out.send_content(
-            "case.enrol.choose" if needs_secret else "case.enrol.linked", source="system"
         )
-        return Outcome(done="enrolled")
+        return await self._link_with(out, conversation, contact, query)
 
     async def _telegram_link(
         self, out: _Out, conversation: Conversation, contact: Contact, token: str
     ) -> Outcome | None:
+        query = select(OneTimeCode).where(
+            OneTimeCode.purpose == "telegram",
+            OneTimeCode.digest == code_digest(self._key, token),
+        )
+        return await self._link_with(out, conversation, contact, query)
+
+    async def _link_with(
+        self, out: _Out, conversation: Conversation, contact: Contact, query: Select[Any]
+    ) -> Outcome | None:
+        """Use the unexpired, unused code `query` finds: link this contact, then ask for a
+        secret if the victim has none yet."""
         now = datetime.now(UTC)
         async with self.sessions() as session, session.begin():
             row = await session.scalar(
-                select(OneTimeCode).where(
-                    OneTimeCode.purpose == "telegram",
-                    OneTimeCode.digest == code_digest(self._key, token),
-                    OneTimeCode.used_at.is_(None),
-                    OneTimeCode.expires_at > now,
-                )
+                query.where(OneTimeCode.used_at.is_(None), OneTimeCode.expires_at > now)
             )
             if row is None:
                 return None
