@@ -17,25 +17,16 @@ from actions.safety_replies import ActionSafetyReply
 from actions.stages import ActionExplainStage
 from actions.support import ActionSupportServices, support_key
 from actions.topics import TOPICS, ActionAnswerTopic, topic_key
-from tests.factories import run, tracker, user_event
+from bot.cases import vocabulary
+from tests.factories import domain, run, tracker, user_event
 
-STAGES = [
-    "report",
-    "investigation",
-    "arrest",
-    "bail",
-    "released_under_investigation",
-    "charge",
-    "no_further_action",
-    "out_of_court_disposal",
-    "first_hearing",
-    "plea",
-    "trial",
-    "verdict",
-    "sentencing",
-    "appeal",
-    "parole",
-]
+STAGES = list(vocabulary.STAGES)  # the case store's stages are the domain's cjs_stage values
+
+
+def test_the_case_store_uses_the_domains_stages_and_crime_types() -> None:
+    slots = domain()["slots"]
+    assert list(vocabulary.STAGES) == slots["cjs_stage"]["values"]
+    assert [c for c in vocabulary.CRIME_TYPES if c != "other"] == slots["crime_type"]["values"]
 
 
 def texts(messages: list[dict]) -> list[str]:
