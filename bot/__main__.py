@@ -5,7 +5,7 @@
 - `serve`: the same, without the terminal chat, until Ctrl-C.
 - `chat --url URL`: a terminal chat with a gateway that is already running.
 - Case progress: `seed-demo`, `agency-key`, `import-events`, `watchdog`, `report`
-  (see docs/cases.md).
+  (see docs/cases.md). Handoff: `coordinator add|set|duty|list` (docs/handoff.md).
 
 With WAYMARK_DEMO=true (`make run` sets it), `run` and `serve` add the demo cases
 first and write one-time codes to the log.
@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from bot.cases import demo, importer, keys, watchdog
 from bot.chat import GatewayChat, repl
 from bot.config import Settings, get_settings
+from bot.handoff import accounts
 from bot.main import create_app
 from bot.server import serve
 from bot.stack import StackError, running_stack
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     keys.register(sub)
     importer.register(sub)
     watchdog.register(sub)
+    accounts.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -113,6 +113,23 @@ class Settings(BaseSettings):
     agency_max_body_bytes: int = 65_536
     # The Telegram bot's username, for /start deep links (t.me/<name>?start=...).
     telegram_bot_username: str | None = None
+    # Human handoff. An unclaimed handoff alerts again and escalates to supervisors
+    # after these minutes (urgent: danger or risk of self-harm).
+    handoff_urgent_minutes: float = 2.0
+    handoff_normal_minutes: float = 30.0
+    # When nobody is on duty, the conversation goes back to the bot after this many
+    # minutes, with a call-back task for the team (0: it stays queued until claimed).
+    handoff_return_minutes: float = 15.0
+    # How often the handoff timers are checked (seconds).
+    handoff_check_seconds: float = 15.0
+    # Emergency and self-harm messages also start an urgent handoff.
+    handoff_on_safety: bool = True
+    # How many of the latest messages a coordinator's packet shows.
+    handoff_transcript_messages: int = 30
+    # The coordinator console: session length, and the lock after repeated failures.
+    console_session_hours: int = 12
+    console_max_failures: int = 5
+    console_lock_minutes: int = 15
     # Demo mode: one-time codes for addresses no provider can reach (no Twilio or
     # Telegram set up) are written to the gateway log instead.
     demo: bool = False

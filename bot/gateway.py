@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from actions import content
 from bot.channels.sms_keywords import is_ambiguous_opt_in
 from bot.config import Settings
+from bot.handoff import feedback
 from bot.identity import pseudonym
 from bot.models import Channel, Contact, Conversation, Inbound, InboundState, Outbound, Owner
 from bot.rasa_client import RasaClient, RasaRejected, RasaUnavailable
@@ -198,9 +199,12 @@ class Gateway:
         # INSERT. Contacts are never deleted yet; deleting one must call `forget`.
         self._known: dict[tuple[str, str], int] = {}
         self._stopping = False
-        from bot.cases.desk import CaseDesk  # the desk renders Replies: import it late
+        # The desks render Replies: import them late.
+        from bot.cases.desk import CaseDesk
+        from bot.handoff.desk import HandoffDesk
 
         self.desk = CaseDesk(self)
+        self.handoffs = HandoffDesk(self)
 
     # -- identity -----------------------------------------------------------------
 
@@ -483,14 +487,33 @@ class Gateway:
             await self._finish(inbound_id, outcome.done)
             return
 
-        if conversation.owner != Owner.BOT:
-            # A person owns this conversation: the handoff feature routes it to them.
+        # Danger or risk of self-harm: a person is asked to take over too (urgent).
+        owner = conversation.owner
+        if intent and self.settings.handoff_on_safety:
+            reason = "emergency" if intent == "emergency" else "self_harm"
+            await self.handoffs.start(conversation.id, reason, urgent=True, out=out)
+            owner = Owner.QUEUED if owner == Owner.BOT else owner
+
+        # While a person owns it (or it waits for one), the bot stays silent: the
+        # message is the coordinator's. The gateway decides this, not Rasa's pause.
+        if owner != Owner.BOT and await self.handoffs.relay(
+            out, conversation, text, urgent=intent is not None
+        ):
             await self._finish(inbound_id, "for_human")
             return
 
         payload = inbound.payload
         if payload and inbound.channel == Channel.WEB and not _offered(payload, conversation):
             payload = None  # a web client may only send the payloads it was offered
+        rated = payload or _choice(text, conversation.choices)
+        if rated and await feedback.rate(self, out, conversation.id, rated):
+            await self._finish(inbound_id, "feedback")
+            return
+        if not payload and await feedback.comment(self, out, conversation.id, text):
+            await self._finish(inbound_id, "feedback")
+            return
+        if conversation.rasa_paused:  # handed back while Rasa was unreachable
+            await self.handoffs.resume_rasa(conversation.id, conversation.rasa_sender)
         # Typed text never reaches Rasa as an "/intent{...}" command.
         typed = text.lstrip("/").strip()
         message = (
@@ -527,7 +550,10 @@ class Gateway:
         buttons: list[dict[str, str]] = []
         for reply in replies:
             if isinstance(reply, dict):
-                await self.desk.on_marker(out, conversation.id, reply)
+                if "handoff" in reply or "feedback" in reply:
+                    await self.handoffs.on_marker(out, conversation.id, reply, text)
+                else:
+                    await self.desk.on_marker(out, conversation.id, reply)
                 buttons = list(out.offered) or buttons
                 continue
             if reply.text in skip and not reply.buttons:

@@ -28,6 +28,9 @@ from bot.cases import notify, watchdog
 from bot.channels import sms, telegram, web
 from bot.config import Settings, get_settings
 from bot.gateway import Gateway
+from bot.handoff import console
+from bot.handoff import sms as coordinator_sms
+from bot.handoff import telegram as coordinator_telegram
 from bot.rasa_client import RasaClient
 
 logger = logging.getLogger(__name__)
@@ -51,14 +54,17 @@ def create_app(
         gateway = Gateway(settings, db.sessionmaker(engine), rasa)
         gateway.add_sender(web.WebSender(gateway))
         app.state.gateway = gateway
+        app.state.loop = asyncio.get_running_loop()  # for scripts and tests in other threads
         app.state.telegram = None
         twilio_client = None
         if settings.twilio_enabled:
             twilio_client = sms.build_client(settings, twilio_http() if twilio_http else None)
             gateway.add_sender(sms.TwilioSender(settings, twilio_client))
+            gateway.handoffs.add_link(coordinator_sms.SmsLink(settings, twilio_client))
         if settings.telegram_enabled:
             application = telegram.build_application(settings, telegram_request)
             gateway.add_sender(telegram.TelegramSender(application))
+            gateway.handoffs.add_link(coordinator_telegram.TelegramLink(application))
             await telegram.start(application, settings, gateway)
             app.state.telegram = application
         await gateway.start()
@@ -67,12 +73,14 @@ def create_app(
         watching = asyncio.create_task(
             watchdog.run_periodically(gateway.sessions, settings, stop_notifying)
         )
+        timers = asyncio.create_task(gateway.handoffs.run_periodically(stop_notifying))
         try:
             yield
         finally:
             await notify.stop_workers(notifiers, stop_notifying)
             watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+            timers.cancel()
+            await asyncio.gather(watching, timers, return_exceptions=True)
             await gateway.stop()
             if app.state.telegram is not None:
                 await telegram.stop(app.state.telegram, settings)
@@ -91,6 +99,7 @@ def create_app(
     app.include_router(sms.router)
     app.include_router(telegram.router)
     app.include_router(cases_api.router)
+    app.include_router(console.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

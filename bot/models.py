@@ -89,6 +89,13 @@ class Conversation(Base):
     # A verified look-up lasts for a while, then the person proves it again.
     verified_victim_id: Mapped[int | None] = mapped_column(ForeignKey("victims.id"))
     verified_until: Mapped[datetime | None]
+    # Rasa's tracker was paused for a handoff and not yet resumed: resumed before the
+    # next message goes to Rasa (the gateway's `owner` is what decides who answers).
+    rasa_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When a rating was last offered (at most once a day after a bot conversation).
+    feedback_offered_at: Mapped[datetime | None]
+    # When the person was last told their message waits for a coordinator.
+    waiting_told_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

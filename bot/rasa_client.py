@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -59,6 +60,39 @@ class RasaClient:
         if not isinstance(messages, list):
             raise RasaUnavailable("unexpected reply")
         return [m for m in messages if isinstance(m, dict)]
+
+    async def add_event(self, sender: str, event: dict[str, Any]) -> None:
+        """Append an event to a conversation's tracker (pause, resume) through Rasa's
+        HTTP API. Raises RasaUnavailable when that fails."""
+        try:
+            response = await self._http.post(
+                f"/conversations/{quote(sender, safe='')}/tracker/events",
+                params={"token": self._token, "include_events": "NONE"},
+                json=event,
+                timeout=10,
+            )
+        except httpx.HTTPError as error:
+            raise RasaUnavailable(type(error).__name__) from error
+        if response.status_code >= 400:
+            raise RasaUnavailable(f"HTTP {response.status_code}", server_error=True)
+
+    async def intents(self, sender: str) -> list[str]:
+        """The intents of a conversation's user messages, oldest first (for a coordinator's
+        summary). Empty when Rasa can't say."""
+        try:
+            response = await self._http.get(
+                f"/conversations/{quote(sender, safe='')}/tracker",
+                params={"token": self._token, "include_events": "ALL"},
+                timeout=5,
+            )
+            events = response.json().get("events") or [] if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError):
+            return []
+        return [
+            str((e.get("parse_data") or {}).get("intent", {}).get("name") or "")
+            for e in events
+            if isinstance(e, dict) and e.get("event") == "user"
+        ]
 
     async def ready(self) -> bool:
         """Rasa is up with a model loaded."""

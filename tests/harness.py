@@ -3,12 +3,14 @@ of Twilio and Telegram, and the databases it can run on (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import psycopg
@@ -24,10 +26,26 @@ from tests.fakes import telegram_api, twilio_api
 from tests.fakes.telegram_api import RecordingRequest
 from tests.fakes.twilio_api import FakeTwilio
 
+T = TypeVar("T")
 PUBLIC_URL = "https://waymark.example.org"  # what providers see; the proxy's address
 FROM_NUMBER = "+447700900000"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TELEGRAM_SECRET = "telegram-secret-token-for-tests"
+
+# Counters, not random numbers: a random phone once matched a demo victim's
+# (+4477009001NN) and a test read that victim's conversation.
+_numbers = itertools.count(1)
+_references = itertools.count(1)
+
+
+def fresh_number() -> str:
+    """A phone number no other test in this run uses (outside the demo range)."""
+    return f"+44770098{next(_numbers):04d}"
+
+
+def fresh_reference() -> str:
+    """A crime reference no other test in this run uses (outside the demo range)."""
+    return f"88{next(_references):05d}/26"
 
 
 @dataclass
@@ -42,6 +60,10 @@ class LiveGateway:
     @property
     def gateway(self) -> Gateway:
         return self.app.state.gateway
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the gateway's own event loop (it serves in a thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.app.state.loop).result(timeout)
 
     # -- SMS ------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import bot.cases.models  # noqa: F401  (registers the case tables)
+import bot.cases.models
+import bot.handoff.models  # noqa: F401  (and the handoff tables)
 from bot.models import Base
 
 config = context.config

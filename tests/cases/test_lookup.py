@@ -28,7 +28,7 @@ from bot.cases.credentials import hash_secret
 from bot.cases.keys import create_key
 from bot.cases.models import Case, Task, VerificationAttempt, Victim, VictimContact
 from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
-from tests.harness import LiveGateway, wait_until
+from tests.harness import LiveGateway, fresh_number, fresh_reference, wait_until
 
 pytestmark = pytest.mark.rasa
 
@@ -95,8 +95,8 @@ def new_case(
     live: LiveGateway, *, secret: str = "marigold", linked: bool = True
 ) -> tuple[str, str]:
     """A fresh case (unique reference) with one victim whose phone is linked."""
-    number = f"+4477009{uuid.uuid4().int % 10**5:05d}"
-    reference = f"{uuid.uuid4().int % 10**7:07d}/26"
+    number = fresh_number()
+    reference = fresh_reference()
     with sessionmaker(live) as session, session.begin():
         case = Case(reference=reference, agency="met", crime_type="burglary", stage="charge")
         session.add(case)
@@ -215,7 +215,7 @@ def test_an_unlinked_phone_must_confirm_a_code_sent_to_the_linked_one(
     seeded: LiveGateway,
 ) -> None:
     number, reference = new_case(seeded)
-    stranger = f"+4477009{uuid.uuid4().int % 10**5:05d}"
+    stranger = fresh_number()
     replies = verified_answer(seeded, stranger, reference, "marigold")
     assert any("sent a code" in r for r in replies), replies
     code_message = wait_until(lambda: seeded.twilio.to(number), 1)[-1]
@@ -298,7 +298,7 @@ def test_an_agency_posts_a_release_and_the_victim_hears_first(seeded: LiveGatewa
 def test_a_locked_case_only_tells_someone_with_the_right_secret(seeded: LiveGateway) -> None:
     number, reference = new_case(seeded)
     # Five wrong guesses today, from somewhere else.
-    other = f"+4477009{uuid.uuid4().int % 10**5:05d}"
+    other = fresh_number()
     sms_turn(seeded, other, "hello")
     with sessionmaker(seeded) as session, session.begin():
         case_id = session.scalar(select(Case.id).where(Case.reference == reference))
