@@ -8,7 +8,9 @@ the secret itself, so no case detail and no secret passes through here:
 - the form asks for the crime reference, then the secret (or a code sent to a linked
   phone); each ask carries a marker so the gateway takes the next reply itself and
   sends back only the verdict, as the `case_check` entity;
-- a verified person's answer is a marker the gateway replaces with the case status.
+- a verified person's answer is a marker the gateway replaces with the case status;
+- being locked out by the questions starts a handoff (reason `verification_locked`);
+  asking again while locked out offers a person instead (see actions/handoff.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import content
+from actions.handoff import HUMAN_BUTTON, handoff_marker
+from actions.messages import case_flags, marker
 from actions.references import (
     DEFAULT_REFERENCE_FORMAT,
     DEFAULT_REFERENCE_PATTERN,
@@ -31,17 +35,6 @@ from actions.references import (
 # Verdicts that end the questions; the others ask again.
 FINAL = {"verified", "locked", "no_route"}
 RESET = [SlotSet("crime_reference", None), SlotSet("case_check", None), SlotSet("case_step", None)]
-
-
-def marker(**fields: Any) -> dict[str, Any]:
-    """An instruction for the gateway; never shown to the person."""
-    return {"waymark": fields}
-
-
-def case_flags(tracker: Tracker) -> dict[str, Any]:
-    metadata = tracker.latest_message.get("metadata") or {}
-    flags = metadata.get("case")
-    return flags if isinstance(flags, dict) else {}
 
 
 def reference(text: str) -> str | None:
@@ -64,7 +57,10 @@ class ActionCaseUpdate(Action):
             dispatcher.utter_message(json_message=marker(render="case_status"))
             return [SlotSet("case_access", "verified")]
         if flags.get("locked"):
-            return [*content.send(dispatcher, "case.locked"), SlotSet("case_access", "locked")]
+            # Asked again while locked out: offer a person (asking now gives the
+            # coordinator the reason verification_locked).
+            sent = content.send(dispatcher, "case.locked", buttons=[HUMAN_BUTTON])
+            return [*sent, SlotSet("case_access", "locked")]
         # The rules start the look-up questions (case_verification_form) next.
         return [*RESET, SlotSet("case_access", "ask")]
 
@@ -133,7 +129,10 @@ class ActionCaseResult(Action):
         if verdict == "verified":
             dispatcher.utter_message(json_message=marker(render="case_status"))
         elif verdict == "locked":
+            # Just locked out: a person is asked to help. The gateway says what happens
+            # next, so the lock-out message promises nothing about who replies or when.
             content.send(dispatcher, "case.locked")
+            dispatcher.utter_message(json_message=handoff_marker("verification_locked"))
         elif verdict == "no_route":
             content.send(dispatcher, "case.no_route")
         else:

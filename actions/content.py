@@ -67,8 +67,12 @@ def send(
     start: int = 0,
     all_parts: bool = False,
     fields: dict[str, str] | None = None,
+    buttons: list[dict[str, str]] | None = None,
 ) -> list[EventType]:
-    """Send an item's part `start` (or every part) and remember where MORE continues."""
+    """Send an item's part `start` (or every part) and remember where MORE continues.
+
+    `buttons` go with the last message sent.
+    """
     entry = item(key)
     fields = fields or {}
     end = len(entry.parts) if all_parts else start + 1
@@ -76,7 +80,10 @@ def send(
         text = entry.part(index, **fields)
         if index == end - 1 and end < len(entry.parts):
             text = with_more_prompt(text)
-        dispatcher.utter_message(text=text)
+        if index == end - 1 and buttons:
+            dispatcher.utter_message(text=text, buttons=[dict(b) for b in buttons])
+        else:
+            dispatcher.utter_message(text=text)
     if end < len(entry.parts):
         return [SlotSet("more_key", key), SlotSet("more_index", float(end))]
     return [SlotSet("more_key", None), SlotSet("more_index", None)]

@@ -1,4 +1,8 @@
-"""When the assistant doesn't understand: rephrase once, then offer a person."""
+"""When the assistant doesn't understand: rephrase once, then offer a person.
+
+The offer is a button ("Talk to a person", `/request_human`), never a handoff by
+itself: the person chooses.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import content
+from actions.handoff import HUMAN_BUTTON, MISUNDERSTANDINGS_BEFORE_OFFER
 
 
 def misunderstandings_in_a_row(events: list[dict[str, Any]]) -> int:
@@ -40,11 +45,12 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        key = (
-            "assistant.fallback_offer_person"
-            if misunderstandings_in_a_row(tracker.events) >= 2
-            else "assistant.fallback"
-        )
+        if misunderstandings_in_a_row(tracker.events) >= MISUNDERSTANDINGS_BEFORE_OFFER:
+            sent = content.send(
+                dispatcher, "assistant.fallback_offer_person", buttons=[HUMAN_BUTTON]
+            )
+        else:
+            sent = content.send(dispatcher, "assistant.fallback")
         # As the core fallback (no policy is confident), nothing else would be more
         # confident next either: wait for the person instead of saying it again.
-        return [*content.send(dispatcher, key), FollowupAction("action_listen")]
+        return [*sent, FollowupAction("action_listen")]

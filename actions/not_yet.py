@@ -1,8 +1,7 @@
 """Routes whose full behaviour comes in later issues.
 
 Until then each tells the truth about what the person can do instead: the
-assistant never pretends to reach a coordinator, change contact settings or
-delete data.
+assistant never pretends to change contact settings or delete data.
 """
 
 from __future__ import annotations
@@ -32,11 +31,6 @@ class _HonestAnswer(Action, ABC):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return content.send(dispatcher, self.content_key)
-
-
-class ActionRequestHuman(_HonestAnswer):
-    action_name = "action_request_human"
-    content_key = "assistant.human_unavailable"
 
 
 class ActionUpdatePreferences(_HonestAnswer):

@@ -1,7 +1,8 @@
 """Plain questions answered straight from content: rights, court, compensation, and so on.
 
 Each intent has a default content item; a few keywords in the message pick a
-more specific item (for example "expenses" under court support).
+more specific item (for example "expenses" under court support). Withdrawing and
+complaining (and "am I talking to a person?") also offer a person; goodbye lets the gateway ask for a rating.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import content
+from actions.handoff import HUMAN_BUTTON, feedback_marker
 from actions.messages import latest_intent, latest_text
 
 # intent -> (default key, [(keyword pattern, key), ...]); first matching pattern wins.
@@ -66,6 +68,12 @@ TOPICS: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
+# Answers that offer a person as well (a button; the person chooses).
+OFFER_A_PERSON = frozenset({"withdraw_from_case", "complain", "bot_challenge"})
+# Answers after which the gateway may ask for a rating (at most once a day).
+OFFER_A_RATING = frozenset({"goodbye"})
+
+
 def topic_key(intent: str | None, text: str) -> str | None:
     if intent not in TOPICS:
         return None
@@ -83,8 +91,13 @@ class ActionAnswerTopic(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        key = topic_key(latest_intent(tracker), latest_text(tracker))
+        intent = latest_intent(tracker)
+        key = topic_key(intent, latest_text(tracker))
         if key is None:
             dispatcher.utter_message(response="utter_more_none")
             return []
-        return content.send(dispatcher, key)
+        buttons = [HUMAN_BUTTON] if intent in OFFER_A_PERSON else None
+        events = content.send(dispatcher, key, buttons=buttons)
+        if intent in OFFER_A_RATING:
+            dispatcher.utter_message(json_message=feedback_marker("offer"))
+        return events

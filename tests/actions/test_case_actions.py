@@ -33,9 +33,12 @@ def test_a_verified_person_gets_the_case_rendered_by_the_gateway() -> None:
     ]
 
 
-def test_a_locked_out_person_is_told_other_ways_to_get_news() -> None:
+def test_a_locked_out_person_is_told_other_ways_to_get_news_and_offered_a_person() -> None:
     messages, events = run(ActionCaseUpdate(), with_flags({"verified": False, "locked": True}))
+    assert len(messages) == 1
     assert messages[0]["text"] == content.item("case.locked").parts[0]
+    assert messages[0]["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
+    assert not messages[0].get("custom"), "offered, not started: the person chooses"
     assert events[-1]["name"] == "case_access" and events[-1]["value"] == "locked"
 
 
@@ -127,3 +130,20 @@ def test_after_the_questions(verdict: str | None, expected: dict[str, Any]) -> N
         "case_step",
         "case_access",
     }
+    handoffs = [
+        m["custom"] for m in messages if (m.get("custom") or {}).get("waymark", {}).get("handoff")
+    ]
+    if verdict == "locked":
+        assert handoffs == [{"waymark": {"handoff": {"reason": "verification_locked"}}}]
+    else:
+        assert handoffs == []
+
+
+def test_being_locked_out_hands_over_after_the_lock_out_text() -> None:
+    messages, _ = run(ActionCaseResult(), tracker("inform", slots={"case_check": "locked"}))
+    assert messages[0]["text"] == content.item("case.locked").parts[0]
+    assert not messages[0].get("buttons")
+    # The marker comes last, on its own, with no text: the gateway says what happens next.
+    assert messages[1]["custom"] == {"waymark": {"handoff": {"reason": "verification_locked"}}}
+    assert not messages[1].get("text")
+    assert len(messages) == 2

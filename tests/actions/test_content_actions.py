@@ -7,11 +7,7 @@ import pytest
 from actions import content
 from actions.fallback import ActionFallback, misunderstandings_in_a_row
 from actions.more import ActionMore
-from actions.not_yet import (
-    ActionForgetMe,
-    ActionRequestHuman,
-    ActionUpdatePreferences,
-)
+from actions.not_yet import ActionForgetMe, ActionUpdatePreferences
 from actions.reporting import ActionExplainReportingOptions, reporting_key
 from actions.safety_replies import ActionSafetyReply
 from actions.stages import ActionExplainStage
@@ -172,7 +168,6 @@ def test_support_services_by_crime_type(text: str, crime_type: str | None, key: 
 @pytest.mark.parametrize(
     ("action", "key"),
     [
-        (ActionRequestHuman(), "assistant.human_unavailable"),
         (ActionUpdatePreferences(), "assistant.preferences_unavailable"),
         (ActionForgetMe(), "assistant.forget_me_unavailable"),
     ],
