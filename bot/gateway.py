@@ -584,6 +584,11 @@ class Gateway:
             await self._mark_safety(inbound_id, assess(inbound.text or ""))
             out = _Out(self, sender, conversation.id, contact, inbound)
             await out.send_content(SAFETY_CONTENT[intent], source="safety")
+            # Alert a person now, not once earlier messages are answered (Rasa may be
+            # down or slow); `_process` finds the handoff open and says nothing more.
+            if self.settings.handoff_on_safety:
+                reason = "emergency" if intent == "emergency" else "self_harm"
+                await self.handoffs.start(conversation.id, reason, urgent=True, out=out)
         except Exception:
             logger.exception("Safety reply for message %s failed", inbound_id)
 

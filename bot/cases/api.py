@@ -64,6 +64,7 @@ from bot.cases.vocabulary import validate_details
 from bot.config import Settings
 from bot.deps import GatewayDep
 from bot.gateway import Gateway
+from bot.handoff import audit
 
 T = TypeVar("T")
 
@@ -591,6 +592,14 @@ def _reset_secret(session: Session, caller: Caller, reference: str, external_id:
             kind="secret_reset",
             urgent=False,
             created_at=datetime.now(UTC),
+        )
+    )
+    session.add(
+        audit.entry(
+            f"agency:{caller.agency}",
+            "secret_reset",
+            case_id=case.id,
+            detail={"key_id": caller.key_id, "victim_id": victim.id},
         )
     )
 

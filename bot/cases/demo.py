@@ -125,6 +125,10 @@ DEMO_CASES = (
 )
 
 
+DEMO_COORDINATOR = "demo"
+DEMO_PASSWORD = "waymark-demo-console"
+
+
 def seed(session: Session, settings: Settings, now: datetime | None = None) -> list[str]:
     """Create the demo cases that don't exist yet; returns the references created."""
     now = now or datetime.now(UTC)
@@ -195,11 +199,38 @@ def main_seed(args: argparse.Namespace) -> int:
     try:
         with Session(engine) as session, session.begin():
             created = seed(session, settings)
+            seed_coordinator(session)
     finally:
         engine.dispose()
     print(f"Demo cases: {len(created)} created, {len(DEMO_CASES) - len(created)} already there.")
     print(f"References 9900101/26 to 99001{len(DEMO_CASES):02d}/26; memorable word: {DEMO_SECRET}.")
+    print(
+        f"Coordinator console: /console, sign in as {DEMO_COORDINATOR} "
+        f"with the password {DEMO_PASSWORD!r}."
+    )
     return 0
+
+
+def seed_coordinator(session: Session) -> bool:
+    """A demo supervisor, on duty at any time, and the default canned replies.
+
+    Demo only: the password is public (README). Never run seed-demo in production.
+    """
+    from bot.handoff.accounts import add_coordinator, ensure_canned_replies
+    from bot.handoff.models import Coordinator
+
+    ensure_canned_replies(session)
+    if session.scalar(select(Coordinator.id).where(Coordinator.username == DEMO_COORDINATOR)):
+        return False
+    add_coordinator(
+        session,
+        DEMO_COORDINATOR,
+        display_name="Alex (demo)",
+        role="supervisor",
+        password=DEMO_PASSWORD,
+        on_duty=True,
+    )
+    return True
 
 
 def register(sub: Any) -> None:

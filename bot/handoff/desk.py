@@ -214,11 +214,12 @@ class HandoffDesk:
                 if attempt:
                     raise
         await self._pause_rasa(conversation_id, sender)
-        if created or raised:
+        # A person already talking to them sees the urgent message relayed instead.
+        if created or (raised and handoff.state == HandoffState.QUEUED):
             await self._tell_started(handoff, out, by, free, urgent, now)
             if by is None:
                 targets = free or (await self._supervisors() if urgent else [])
-                await self._alert(handoff, targets, first=True)
+                await self._alert(handoff, targets, first=created)
         self.broadcast({"type": "queue"})
         return handoff.id
 

@@ -3,7 +3,6 @@ fake of Twilio's API, and the real Rasa model behind the gateway."""
 
 from __future__ import annotations
 
-import itertools
 import uuid
 
 import pytest
@@ -14,17 +13,17 @@ from twilio.request_validator import RequestValidator
 from actions import content
 from bot.channels.sms_text import segments
 from bot.db import sync_url
-from bot.models import Contact, Inbound, Outbound, Owner
+from bot.models import Contact, Inbound, Outbound
 from tests.fakes.twilio_api import AUTH_TOKEN
-from tests.harness import FROM_NUMBER, PUBLIC_URL, LiveGateway, wait_until
+from tests.handoff.conftest import conversation_of, coordinator
+from tests.harness import FROM_NUMBER, PUBLIC_URL, LiveGateway, fresh_number, wait_until
 
 pytestmark = pytest.mark.rasa
-_numbers = itertools.count(100)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 
 def new_number() -> str:
-    return f"+4477009{next(_numbers):05d}"
+    return fresh_number()  # never a demo victim's number
 
 
 def rows(live: LiveGateway, model: type, **where: object) -> list:
@@ -300,11 +299,11 @@ def test_a_person_owned_conversation_still_gets_the_emergency_route(
     number = new_number()
     live_gateway.sms(number, "hello")
     wait_until(lambda: live_gateway.twilio.to(number), 1)
-    engine = create_engine(sync_url(live_gateway.settings.database_url))
-    with Session(engine) as session, session.begin():
-        (contact,) = session.scalars(select(Contact).filter_by(address=number)).all()
-        contact.conversation.owner = Owner.HUMAN  # a coordinator has taken over
-    engine.dispose()
+    # A coordinator takes over.
+    conversation = conversation_of(live_gateway, "sms", number)
+    live_gateway.run(
+        live_gateway.gateway.handoffs.take_over(conversation.id, coordinator(live_gateway))
+    )
     before = len(live_gateway.twilio.to(number))
     live_gateway.sms(number, "what does bail mean")
     live_gateway.sms(number, "he is outside my door with a knife")

@@ -30,6 +30,7 @@ from bot.cases.models import (
 )
 from bot.cases.phones import PERSONAL_NUMBER
 from bot.config import get_settings
+from bot.handoff.models import AuditEntry
 from tests.harness import LiveGateway, database, gateway_settings, live_gateway_for
 
 ALL_SCOPES = list(keys.SCOPES)
@@ -603,6 +604,13 @@ def test_a_coordinator_resets_a_victims_secret(agency_api: Api) -> None:
         assert (victim.secret_hash, victim.secret_set_at) == (None, None)
     assert agency_api.count(
         Notification, Notification.victim_id == victim.id, Notification.kind == "secret_reset"
+    ) == 1  # fmt: skip
+    # Audited, with who asked and nothing of the secret.
+    assert agency_api.count(
+        AuditEntry,
+        AuditEntry.action == "secret_reset",
+        AuditEntry.case_id == victim.case_id,
+        AuditEntry.actor == "agency:met",
     ) == 1  # fmt: skip
     missing = agency_api.call("POST", f"/api/cases/{reference}/victims/nobody/reset-secret")
     assert missing.status_code == 404
