@@ -60,13 +60,15 @@ def create_app(
         if settings.twilio_enabled:
             twilio_client = sms.build_client(settings, twilio_http() if twilio_http else None)
             gateway.add_sender(sms.TwilioSender(settings, twilio_client))
-            gateway.handoffs.add_link(coordinator_sms.SmsLink(settings, twilio_client))
         if settings.telegram_enabled:
             application = telegram.build_application(settings, telegram_request)
             gateway.add_sender(telegram.TelegramSender(application))
+            # Coordinators with both get alerts on Telegram (buttons) before SMS.
             gateway.handoffs.add_link(coordinator_telegram.TelegramLink(application))
             await telegram.start(application, settings, gateway)
             app.state.telegram = application
+        if twilio_client is not None:
+            gateway.handoffs.add_link(coordinator_sms.SmsLink(settings, twilio_client))
         await gateway.start()
         stop_notifying = asyncio.Event()
         notifiers = notify.start_workers(gateway, stop_notifying)

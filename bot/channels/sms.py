@@ -24,6 +24,7 @@ from bot.channels.sms_keywords import is_ambiguous_opt_in, keyword
 from bot.config import Settings
 from bot.deps import GatewayDep, get_gateway
 from bot.gateway import MAX_TEXT, DeliveryError, IncomingMessage, Rendered, Reply
+from bot.handoff.sms import handle_coordinator_sms
 from bot.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -146,6 +147,9 @@ async def inbound(form: FormDep, gateway: GatewayDep) -> Response:
     body = form.get("Body", "")
     if len(body) > MAX_TEXT:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "Message too long.")
+    # A coordinator's phone is never a victim's: their texts are commands or replies.
+    if await handle_coordinator_sms(gateway, sender, body, sid):
+        return Response(EMPTY_TWIML, media_type="application/xml")
     if not body.strip():
         # A picture, a location, or an empty text: all get the kind "text only" reply.
         kind = "non_text"

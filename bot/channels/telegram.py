@@ -24,6 +24,7 @@ from telegram.request import BaseRequest
 from bot.config import Settings
 from bot.deps import GatewayDep
 from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rendered, Reply
+from bot.handoff.telegram import handle_coordinator_update
 from bot.models import Channel, Outbound
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,10 @@ async def _button(gateway: Gateway, data: str) -> tuple[str | None, str | None]:
 
 
 async def handle_update(update: Update, gateway: Gateway) -> None:
-    """Store one update (idempotent), then answer any button tap so the spinner stops."""
+    """Store one update (idempotent), then answer any button tap so the spinner stops.
+    A coordinator's private chat is handled (and its taps answered) by the handoff desk."""
+    if await handle_coordinator_update(update, gateway):
+        return
     incoming = await to_incoming(update, gateway)
     if incoming is not None and (incoming.text or incoming.payload or incoming.kind != "text"):
         await gateway.receive(incoming)

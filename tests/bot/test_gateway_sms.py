@@ -310,7 +310,12 @@ def test_a_person_owned_conversation_still_gets_the_emergency_route(
     replies = wait_until(lambda: live_gateway.twilio.to(number), before + 1)
     assert "999" in replies[before]
     notes = wait_until(
-        lambda: [i.note for i in rows(live_gateway, Inbound) if i.note == "for_human"], 2
+        lambda: [
+            i.note
+            for i in rows(live_gateway, Inbound, conversation_id=conversation.id)
+            if i.note == "for_human"
+        ],
+        2,
     )
     assert len(notes) == 2  # neither went to Rasa
     assert not any("bail" in r.lower() for r in live_gateway.twilio.to(number))

@@ -10,8 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from bot import db
 from bot.cases.models import Task
+from bot.handoff import audit
 from bot.handoff.models import AuditEntry, Feedback, Handoff, HandoffEvent
 from bot.models import Inbound, Outbound
 from bot.server import free_port
@@ -26,6 +29,7 @@ from tests.harness import (
     fresh_number,
     gateway_settings,
     live_gateway_for,
+    postgres_schema,
     wait_until,
 )
 
@@ -271,20 +275,22 @@ def test_every_action_is_audited_without_content(live_gateway: LiveGateway) -> N
 
 
 @pytest.mark.postgres
-def test_the_audit_log_is_append_only_in_postgres(gateway_on: LiveGateway) -> None:
-    live = gateway_on
-    if not live.settings.database_url.startswith("postgresql"):
-        pytest.skip("the trigger is PostgreSQL's")
-    sam = coordinator(live)
-    live.run(live.gateway.handoffs.set_duty(sam, False))
-    url, _, options = live.settings.database_url.partition("?options=")
-    schema = options.split("%3D", 1)[1]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-            conn.execute("UPDATE audit_log SET action = 'x'")
-        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-            conn.execute("DELETE FROM audit_log")
+def test_the_audit_log_is_append_only_in_postgres() -> None:
+    with postgres_schema() as url:
+        db.migrate(url)
+        engine = db.create_sync_engine(url)
+        with Session(engine) as session, session.begin():
+            session.add(audit.entry("system", "view_queue"))
+        engine.dispose()
+        base, _, options = url.partition("?options=")
+        schema = options.split("%3D", 1)[1]
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema}"')
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute("UPDATE audit_log SET action = 'x'")
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute("DELETE FROM audit_log")
+            assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
 
 
 def test_a_rating_and_a_comment_are_stored_and_thanked(live_gateway: LiveGateway) -> None:
