@@ -21,6 +21,7 @@ ACTIONS = frozenset(
         "view_case",
         "view_audit",
         "view_tasks",
+        "task_done",
         "claim",
         "reply",
         "note",
