@@ -40,7 +40,7 @@ from bot.gateway import MAX_TEXT, Gateway
 from bot.handoff import audit, auth
 from bot.handoff.auth import CsrfChecked, CurrentCoordinator, Signed, Supervisor
 from bot.handoff.desk import OUTCOMES, HandoffDesk, HandoffError, Packet, QueueItem
-from bot.handoff.models import AuditEntry, CannedReply, Handoff, HandoffState
+from bot.handoff.models import AuditEntry, CannedReply, Handoff
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates" / "console"
 LONDON = ZoneInfo("Europe/London")
@@ -451,13 +451,16 @@ async def queue_page(request: Request, signed: CurrentCoordinator) -> Response:
     """The queue, tasks and the on-duty switch."""
     desk = _desk(request)
     items = [_queue_json(item) for item in await desk.queue()]
+    counts = await desk.counts()
     tasks = await _tasks(request)
     await _audit_queue(request, signed)
     await _audit_tasks(request, signed)
     figures = (
         await desk.figures(datetime.now(UTC) - timedelta(days=28)) if signed.supervisor else None
     )
-    return _page(request, "queue.html", signed, items=items, tasks=tasks, figures=figures)
+    return _page(
+        request, "queue.html", signed, items=items, counts=counts, tasks=tasks, figures=figures
+    )
 
 
 @router.get("/handoffs/{handoff_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -575,8 +578,13 @@ class CannedIn(BaseModel):
 async def api_queue(request: Request, signed: CurrentCoordinator) -> dict[str, Any]:
     """Open handoffs, urgent first, then the longest waiting."""
     items = await _desk(request).queue()
+    counts = await _desk(request).counts()
     await _audit_queue(request, signed)
-    return {"items": [_queue_json(item) for item in items], "on_duty": signed.coordinator.on_duty}
+    return {
+        "items": [_queue_json(item) for item in items],
+        "counts": counts,
+        "on_duty": signed.coordinator.on_duty,
+    }
 
 
 @router.get("/api/handoffs/{handoff_id}")
@@ -589,22 +597,14 @@ async def api_handoff(request: Request, handoff_id: int, signed: CurrentCoordina
 
 @router.post("/api/handoffs/{handoff_id}/claim")
 async def api_claim(request: Request, handoff_id: int, signed: CsrfChecked) -> dict[str, Any]:
-    if not await _desk(request).claim(handoff_id, signed.coordinator):
-        async with _gateway(request).sessions() as session:
-            row = (
-                await session.execute(
-                    select(Handoff.state, Handoff.coordinator_id).where(Handoff.id == handoff_id)
-                )
-            ).first()
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"There is no handoff #{handoff_id}.")
-        if row.state == HandoffState.CLOSED:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"Handoff #{handoff_id} is closed.")
-        if row.coordinator_id != signed.coordinator.id:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"Someone else claimed #{handoff_id} first."
-            )
+    desk = _desk(request)
+    if not await desk.claim(handoff_id, signed.coordinator):
+        refused = await desk.not_claimed(handoff_id, signed.coordinator)
+        if refused.startswith("There is no handoff"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, refused)
         # Claimed already by this coordinator (another tab, a double click): fine.
+        if not refused.endswith("already yours."):
+            raise HTTPException(status.HTTP_409_CONFLICT, refused)
     return {"claimed": True, "handoff_id": handoff_id}
 
 

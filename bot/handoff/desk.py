@@ -420,6 +420,24 @@ class HandoffDesk:
         self.broadcast({"type": "queue"})
         return True
 
+    async def not_claimed(self, handoff_id: int, coordinator: Coordinator) -> str:
+        """Why a claim did not win, for the coordinator: who has it, or it is closed."""
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(Handoff.state, Handoff.coordinator_id, Coordinator.display_name)
+                    .outerjoin(Coordinator, Coordinator.id == Handoff.coordinator_id)
+                    .where(Handoff.id == handoff_id)
+                )
+            ).first()
+        if row is None:
+            return f"There is no handoff #{handoff_id}."
+        if row.state == HandoffState.CLOSED:
+            return f"#{handoff_id} is already closed."
+        if row.coordinator_id == coordinator.id:
+            return f"#{handoff_id} is already yours."
+        return f"{row.display_name or 'Another coordinator'} already has #{handoff_id}."
+
     async def take_over(self, conversation_id: int, coordinator: Coordinator) -> int:
         """A coordinator takes a conversation from the bot (or from the queue)."""
         async with self.sessions() as session:
@@ -698,6 +716,24 @@ class HandoffDesk:
                 )
             )
         return items
+
+    async def counts(self) -> dict[str, int]:
+        """How many handoffs are open: waiting (of which urgent), and claimed. The queue
+        itself shows only the first `limit`."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Handoff.state, Handoff.priority, func.count())
+                    .where(Handoff.state != HandoffState.CLOSED)
+                    .group_by(Handoff.state, Handoff.priority)
+                )
+            ).all()
+        waiting = [(priority, n) for state, priority, n in rows if state == HandoffState.QUEUED]
+        return {
+            "waiting": sum(n for _, n in waiting),
+            "urgent": sum(n for priority, n in waiting if priority == Priority.URGENT),
+            "claimed": sum(n for state, _, n in rows if state == HandoffState.CLAIMED),
+        }
 
     async def packet(self, handoff_id: int) -> Packet:
         """What a coordinator needs: why, how urgent, the verified case (if any), safe

@@ -24,7 +24,7 @@ from bot.cases.phones import normalise_phone
 from bot.channels import sms_text
 from bot.channels.sms_keywords import OPT_IN, OPT_OUT
 from bot.handoff.desk import OUTCOMES, HandoffError, Packet, QueueItem
-from bot.handoff.models import Coordinator, Handoff, HandoffState
+from bot.handoff.models import Coordinator, HandoffState
 from bot.handoff.telegram import switch
 
 if TYPE_CHECKING:
@@ -274,21 +274,10 @@ async def _claim(gateway: Gateway, coordinator: Coordinator, handoff_id: int) ->
     desk = gateway.handoffs
     if await desk.claim(handoff_id, coordinator):
         return short_packet(await desk.packet(handoff_id))
-    async with gateway.sessions() as session:
-        row = (
-            await session.execute(
-                select(Handoff.state, Handoff.coordinator_id, Coordinator.display_name)
-                .outerjoin(Coordinator, Coordinator.id == Handoff.coordinator_id)
-                .where(Handoff.id == handoff_id)
-            )
-        ).first()
-    if row is None:
-        return f"There is no handoff #{handoff_id}."
-    if row.state == HandoffState.CLOSED:
-        return f"#{handoff_id} is already closed."
-    if row.coordinator_id == coordinator.id:
-        return f"#{handoff_id} is already yours. SWITCH {handoff_id} to text them."
-    return f"{row.display_name or 'Another coordinator'} already has #{handoff_id}."
+    refused = await desk.not_claimed(handoff_id, coordinator)
+    if refused.endswith("already yours."):
+        return f"{refused} SWITCH {handoff_id} to text them."
+    return refused
 
 
 def _clip(text: str, limit: int = QUOTE) -> str:

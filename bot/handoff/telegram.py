@@ -245,21 +245,10 @@ async def _claim(
 
 async def _who_has(gateway: Gateway, coordinator: Coordinator, handoff_id: int) -> str:
     """Why a claim did not win: someone else has it, or it is closed."""
-    async with gateway.sessions() as session:
-        row = (
-            await session.execute(
-                select(Handoff.state, Handoff.coordinator_id, Coordinator.display_name)
-                .outerjoin(Coordinator, Coordinator.id == Handoff.coordinator_id)
-                .where(Handoff.id == handoff_id)
-            )
-        ).first()
-    if row is None:
-        return f"There is no handoff #{handoff_id}."
-    if row.state == HandoffState.CLOSED:
-        return f"#{handoff_id} is already closed."
-    if row.coordinator_id == coordinator.id:
-        return f"#{handoff_id} is already yours. /switch {handoff_id} to write to them."
-    return f"{row.display_name or 'Another coordinator'} already has #{handoff_id}."
+    refused = await gateway.handoffs.not_claimed(handoff_id, coordinator)
+    if refused.endswith("already yours."):
+        return f"{refused} /switch {handoff_id} to write to them."
+    return refused
 
 
 async def _show_packet(

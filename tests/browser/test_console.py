@@ -12,15 +12,15 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from bot.cases.models import Task
 from bot.handoff.models import CannedReply, Coordinator, Handoff
+from tests.browser.browsers import AXE, new_context
 from tests.handoff.conftest import (
     PASSWORD,
     conversation_of,
@@ -32,19 +32,7 @@ from tests.harness import LiveGateway, fresh_number, wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LIVE_TIMEOUT_MS = 60_000  # a victim's SMS goes through the gateway before the queue hears
-NEUTRAL_PAGE = "<!DOCTYPE html><html lang='en'><title>Elsewhere</title><h1>Elsewhere</h1></html>"
 DANGER = "he is outside with a knife, I'm scared"
 HOSTILE = '<script>window.pwned=1</script> <img src=x onerror="window.pwned=1">'
 # Kept on every page the context opens (injected by the browser, so the page's CSP
@@ -60,38 +48,20 @@ document.addEventListener("securitypolicyviolation", function (e) {
 # ------------------------------------------------------------------ fixtures
 
 
-# Module scope: Playwright's sync API keeps an event loop running in the main thread
-# while it is open, and later tests call asyncio.run().
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    missing = [str(p) for p in (Path(CHROMIUM), AXE) if not p.exists()]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run scripts/setup-browser first")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def new_context(browser: Browser, base_url: str, **options: Any) -> BrowserContext:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, **options)
-    context.set_default_timeout(15_000)
-    origin = base_url.rstrip("/")
-
-    def elsewhere(url: str) -> bool:
-        return not (url == origin or url.startswith(origin + "/"))
-
-    context.route(
-        elsewhere, lambda route: route.fulfill(content_type="text/html", body=NEUTRAL_PAGE)
+def console_context(browser: Browser, base_url: str, **options: Any) -> BrowserContext:
+    return new_context(
+        browser,
+        base_url,
+        init_script=WATCH_CSP,
+        viewport={"width": 1280, "height": 800},
+        **options,
     )
-    context.add_init_script(WATCH_CSP)
-    return context
 
 
 @pytest.fixture
 def page(chromium: Browser, live_gateway: LiveGateway) -> Iterator[Page]:
     """A page under the console's real Content-Security-Policy."""
-    context = new_context(chromium, live_gateway.url)
+    context = console_context(chromium, live_gateway.url)
     yield context.new_page()
     context.close()
 
@@ -100,7 +70,7 @@ def page(chromium: Browser, live_gateway: LiveGateway) -> Iterator[Page]:
 def bare_page(chromium: Browser, live_gateway: LiveGateway) -> Iterator[Page]:
     """A page with the CSP switched off: only the console's own care keeps text as text
     (and axe-core can be added to the page)."""
-    context = new_context(chromium, live_gateway.url, bypass_csp=True)
+    context = console_context(chromium, live_gateway.url, bypass_csp=True)
     yield context.new_page()
     context.close()
 
@@ -413,7 +383,7 @@ def test_no_serious_accessibility_problems_on_the_console(
     live = live_gateway
     everyone_off_duty(live)
     boss = coordinator(live, role="supervisor")
-    context = new_context(chromium, live.url, bypass_csp=True)
+    context = console_context(chromium, live.url, bypass_csp=True)
     try:
         page = context.new_page()
         page.set_viewport_size(viewport)

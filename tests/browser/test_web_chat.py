@@ -11,59 +11,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.browsers import AXE, new_context
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REPLY_TIMEOUT_MS = 90_000  # the real model; the first reply can be slow
 START_URL = "https://www.example.com/start"  # a page the person was on before the chat
-NEUTRAL_PAGE = "<!DOCTYPE html><html lang='en'><title>Weather</title><h1>Weather</h1></html>"
 
 
 # ------------------------------------------------------------------ fixtures
-
-
-# Module scope: Playwright's sync API keeps an event loop running in the main thread
-# while it is open, and later tests call asyncio.run().
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    missing = [str(p) for p in (Path(CHROMIUM), AXE) if not p.exists()]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run scripts/setup-browser first")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def new_context(browser: Browser, base_url: str, **options: Any) -> BrowserContext:
-    context = browser.new_context(**options)
-    context.set_default_timeout(15_000)
-    origin = base_url.rstrip("/")
-
-    def elsewhere(url: str) -> bool:
-        return not (url == origin or url.startswith(origin + "/"))
-
-    # Everything off the gateway (the exit site, a start page) gets a neutral local page.
-    context.route(
-        elsewhere, lambda route: route.fulfill(content_type="text/html", body=NEUTRAL_PAGE)
-    )
-    return context
 
 
 @pytest.fixture

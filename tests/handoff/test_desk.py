@@ -344,6 +344,7 @@ def test_nobody_on_duty_is_told_when_we_reopen_then_back_to_the_bot(
     assert conversation_of(live, "sms", number).owner == "queued"
 
     desk = live.gateway.handoffs
+    assert live.run(desk.counts()) == {"waiting": 1, "urgent": 0, "claimed": 0}
     live.run(desk.check_timers(datetime.now(UTC) + timedelta(minutes=5)))
     assert conversation_of(live, "sms", number).owner == "queued"
     live.run(desk.check_timers(datetime.now(UTC) + timedelta(minutes=16)))

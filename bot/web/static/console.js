@@ -248,11 +248,13 @@
     function renderQueue(data) {
       var items = data.items || [];
       fetchedAt = Date.now();
-      var waiting = items.filter(function (q) { return q.state === "queued"; });
-      var urgent = waiting.filter(function (q) { return q.urgent; });
+      // The list holds the first few hundred; the counts are of every open handoff.
+      var counts = data.counts || { waiting: 0, urgent: 0, claimed: 0 };
+      var total = counts.waiting + counts.claimed;
       var text = items.length
-        ? waiting.length + " waiting" + (urgent.length ? " (" + urgent.length + " urgent)" : "") +
-          ", " + (items.length - waiting.length) + " claimed."
+        ? counts.waiting + " waiting" + (counts.urgent ? " (" + counts.urgent + " urgent)" : "") +
+          ", " + counts.claimed + " claimed." +
+          (items.length < total ? " Showing the first " + items.length + "." : "")
         : "Nobody is waiting.";
       if (summary.textContent !== text) { summary.textContent = text; }
 
