@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions import content
 from bot.cases.models import Case, Task, TaskState, Victim
+from bot.cases.notify import quiet_until
 from bot.handoff import audit, availability, feedback
+from bot.handoff.availability import LONDON
 from bot.handoff.models import (
     Coordinator,
     Handoff,
@@ -66,7 +68,9 @@ OUTCOMES = (
     "handed_back",
     "other",
 )
-WAITING_EVERY = timedelta(minutes=10)  # "your message is with the team", at most this often
+WAITING_EVERY = timedelta(minutes=10)
+# A reply within this time of the person's own message is part of a live chat.
+LIVE_CHAT = timedelta(minutes=30)  # "your message is with the team", at most this often
 # Intents as topics in a coordinator's summary.
 TOPICS = {
     "request_case_update": "case update",
@@ -559,6 +563,9 @@ class HandoffDesk:
                     )
                 if contact.ended_at is not None:
                     raise HandoffError("The person has left the web chat. Nothing was sent.")
+                unsafe = await self._unsafe_now(session, handoff.conversation_id, contact, now)
+                if unsafe:
+                    raise HandoffError(unsafe)
                 session.add(
                     HandoffEvent(
                         handoff_id=handoff_id,
@@ -592,6 +599,35 @@ class HandoffDesk:
             )
         self.broadcast({"type": "message", "conversation_id": handoff.conversation_id})
         return notified
+
+    async def _unsafe_now(
+        self, session: AsyncSession, conversation_id: int, contact: Contact, now: datetime
+    ) -> str | None:
+        """Why a reply must wait, from a verified victim's safe-contact preferences.
+        A reply soon after their own message is part of the chat they started; later,
+        their quiet hours, a pause, or "texts are not safe" hold it back."""
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or conversation.verified_victim_id is None:
+            return None
+        victim = await session.get(Victim, conversation.verified_victim_id)
+        last = await session.scalar(
+            select(func.max(Inbound.received_at)).where(Inbound.conversation_id == conversation_id)
+        )
+        if victim is None or (last is not None and now - (_aware(last) or now) < LIVE_CHAT):
+            return None
+        quiet = quiet_until(now, victim.quiet_start, victim.quiet_end)
+        if victim.paused:
+            reason = "They have paused messages from Waymark"
+        elif quiet is not None:
+            reason = f"It is their quiet time until {quiet.astimezone(LONDON):%H:%M}"
+        elif contact.channel == "sms" and not victim.safe_to_text:
+            reason = "They said texts are not safe for them"
+        else:
+            return None
+        return (
+            f"{reason}, and they have not written for {_minutes(LIVE_CHAT.total_seconds() / 60)}. "
+            "Nothing was sent. Add a note, and reply when it is safe."
+        )
 
     async def close(
         self,

@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session
 from bot import db
 from bot.cases.models import Task
 from bot.handoff import audit
+from bot.handoff.availability import LONDON
 from bot.handoff.models import AuditEntry, Feedback, Handoff, HandoffEvent
 from bot.models import Inbound, Outbound
 from bot.server import free_port
+from tests.cases.conftest import make_case, make_victim
 from tests.handoff.conftest import (
     conversation_of,
     coordinator,
@@ -27,6 +29,7 @@ from tests.handoff.conftest import (
 from tests.harness import (
     LiveGateway,
     fresh_number,
+    fresh_reference,
     gateway_settings,
     live_gateway_for,
     postgres_schema,
@@ -431,3 +434,37 @@ def test_danger_while_rasa_is_down_asks_a_person_at_once(tmp_path: Path) -> None
         assert "URGENT handoff" in alert[0]["text"]
         conversation = conversation_of(live, "sms", number)
         assert conversation.owner == "queued"
+
+
+def test_a_late_reply_respects_a_verified_victims_quiet_hours(live_gateway: LiveGateway) -> None:
+    from bot.handoff.desk import HandoffError
+
+    live = live_gateway
+    sam = coordinator(live)
+    number = fresh_number()
+    handoff_id = start(live, number)
+    conversation = conversation_of(live, "sms", number)
+    london = datetime.now(LONDON)
+    with db_session(live) as session, session.begin():
+        case = make_case(session, fresh_reference())
+        victim = make_victim(
+            session,
+            case,
+            phone=number,
+            quiet_start=(london - timedelta(hours=1)).time().replace(second=0, microsecond=0),
+            quiet_end=(london + timedelta(hours=1)).time().replace(second=0, microsecond=0),
+        )
+        session.get(type(conversation), conversation.id).verified_victim_id = victim.id
+    desk = live.gateway.handoffs
+    live.run(desk.claim(handoff_id, sam))
+    # They wrote a moment ago: a live chat, so the reply goes now.
+    live.run(desk.reply(handoff_id, sam, "I'm here."))
+    assert texts(live, number)[-1] == "I'm here."
+    with db_session(live) as session, session.begin():
+        for inbound in session.scalars(
+            select(Inbound).where(Inbound.conversation_id == conversation.id)
+        ):
+            inbound.received_at = datetime.now(UTC) - timedelta(minutes=31)
+    with pytest.raises(HandoffError, match=r"It is their quiet time until .*Nothing was sent"):
+        live.run(desk.reply(handoff_id, sam, "Are you still there?"))
+    assert texts(live, number)[-1] == "I'm here."
