@@ -39,8 +39,10 @@ from bot.cases.models import Case, Task, TaskState
 from bot.gateway import MAX_TEXT, Gateway
 from bot.handoff import audit, auth
 from bot.handoff.auth import CsrfChecked, CurrentCoordinator, Signed, Supervisor
-from bot.handoff.desk import OUTCOMES, HandoffDesk, HandoffError, Packet, QueueItem
-from bot.handoff.models import AuditEntry, CannedReply, Handoff
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.errors import HandoffError
+from bot.handoff.models import OUTCOMES, AuditEntry, CannedReply, Handoff
+from bot.handoff.packets import Packet, QueueItem
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates" / "console"
 LONDON = ZoneInfo("Europe/London")

@@ -8,30 +8,33 @@ messages to the person and alerts to coordinators go out after it commits.
 
 Coordinators reach the desk from the console (`bot/handoff/console.py`), Telegram
 (`bot/handoff/telegram.py`) and SMS (`bot/handoff/sms.py`); each is a thin adapter over
-the methods below, which raise `HandoffError` with a sentence to show them.
+the methods below, which raise `HandoffError` with a sentence to show them. What they
+read (queue, packet, figures) is in `packets.py`; the response-target timers in
+`timers.py`; both are mixed into `HandoffDesk`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions import content
-from bot.cases.models import Case, Task, TaskState, Victim
+from bot.cases.models import Victim
 from bot.cases.notify import quiet_until
 from bot.handoff import audit, availability, feedback
 from bot.handoff.availability import LONDON
+from bot.handoff.errors import HandoffError
 from bot.handoff.models import (
+    OUTCOMES,
+    REASONS,
+    URGENT_REASONS,
     Coordinator,
     Handoff,
     HandoffEvent,
@@ -39,7 +42,9 @@ from bot.handoff.models import (
     Priority,
     Role,
 )
-from bot.models import Contact, Conversation, Inbound, Outbound, Owner
+from bot.handoff.packets import Views, aware
+from bot.handoff.timers import Timers
+from bot.models import Contact, Conversation, Inbound, Owner
 from bot.rasa_client import RasaUnavailable
 
 if TYPE_CHECKING:
@@ -47,50 +52,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REASONS = {
-    "request_human": "Asked for a person",
-    "emergency": "Said they are in danger",
-    "self_harm": "At risk of suicide or self-harm",
-    "fallback": "The assistant kept misunderstanding",
-    "withdraw": "Wants to withdraw from their case",
-    "complain": "Wants to complain",
-    "verification_locked": "Locked out of case look-ups",
-    "console": "A coordinator took over",
-}
-URGENT_REASONS = frozenset({"emergency", "self_harm"})
-OUTCOMES = (
-    "resolved",
-    "referred",
-    "callback_arranged",
-    "no_reply",
-    "withdrawn",
-    "complaint_logged",
-    "handed_back",
-    "other",
-)
-WAITING_EVERY = timedelta(minutes=10)
+WAITING_EVERY = timedelta(minutes=10)  # "your message is with the team", at most this often
 # A reply within this time of the person's own message is part of a live chat.
-LIVE_CHAT = timedelta(minutes=30)  # "your message is with the team", at most this often
-# Intents as topics in a coordinator's summary.
-TOPICS = {
-    "request_case_update": "case update",
-    "ask_cjs_stage": "justice process",
-    "ask_right_to_review": "right to review",
-    "ask_reporting_options": "reporting",
-    "ask_support_services": "support services",
-    "ask_victims_rights": "victims' rights",
-    "ask_court_support": "court",
-    "ask_compensation": "compensation",
-    "withdraw_from_case": "withdrawing",
-    "complain": "complaint",
-    "express_distress": "distress",
-    "emergency": "danger",
-    "self_harm_risk": "self-harm",
-}
-
-
-class HandoffError(Exception):
-    """Something a coordinator asked for that can't be done; the message says why."""
+LIVE_CHAT = timedelta(minutes=30)
 
 
 class CoordinatorLink(Protocol):
@@ -105,56 +69,6 @@ class CoordinatorLink(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class QueueItem:
-    handoff_id: int
-    conversation_id: int
-    state: str
-    reason: str
-    reason_text: str
-    urgent: bool
-    channel: str
-    created_at: datetime
-    waiting_seconds: int
-    coordinator: str | None
-    escalated: bool
-
-
-@dataclass(frozen=True)
-class Line:
-    """One transcript line. `who`: person, assistant, coordinator, system."""
-
-    at: datetime
-    who: str
-    text: str
-    urgent: bool = False
-
-
-@dataclass(frozen=True)
-class Packet:
-    handoff_id: int
-    conversation_id: int
-    state: str
-    reason: str
-    reason_text: str
-    risk: str  # high (danger or self-harm) or standard
-    channel: str
-    created_at: datetime
-    coordinator: str | None
-    case_reference: str | None
-    case_stage: str | None
-    preferences: dict[str, Any] | None
-    summary: str
-    transcript: list[Line]
-    notes: list[Line]
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def _minutes(value: float) -> str:
     whole = round(value)
     if whole < 60:
@@ -163,7 +77,7 @@ def _minutes(value: float) -> str:
     return f"{hours} hour" + ("" if hours == 1 else "s")
 
 
-class HandoffDesk:
+class HandoffDesk(Views, Timers):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.settings = gateway.settings
@@ -351,7 +265,7 @@ class HandoffDesk:
                 if handoff.coordinator_id
                 else None
             )
-            told = _aware(conversation.waiting_told_at)
+            told = aware(conversation.waiting_told_at)
             remind = (
                 handoff.state == HandoffState.QUEUED
                 and not urgent
@@ -613,7 +527,7 @@ class HandoffDesk:
         last = await session.scalar(
             select(func.max(Inbound.received_at)).where(Inbound.conversation_id == conversation_id)
         )
-        if victim is None or (last is not None and now - (_aware(last) or now) < LIVE_CHAT):
+        if victim is None or (last is not None and now - (aware(last) or now) < LIVE_CHAT):
             return None
         quiet = quiet_until(now, victim.quiet_start, victim.quiet_end)
         if victim.paused:
@@ -710,312 +624,6 @@ class HandoffDesk:
                     claim=waiting[0].handoff_id,
                 )
         self.broadcast({"type": "queue"})
-
-    # -- reading ------------------------------------------------------------------
-
-    async def queue(self, *, limit: int = 200, include_claimed: bool = True) -> list[QueueItem]:
-        """Open handoffs: urgent first, then the longest waiting."""
-        now = datetime.now(UTC)
-        states = (
-            [HandoffState.QUEUED, HandoffState.CLAIMED]
-            if include_claimed
-            else [HandoffState.QUEUED]
-        )
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Handoff, Contact.channel, Coordinator.username)
-                    .join(Conversation, Conversation.id == Handoff.conversation_id)
-                    .join(Contact, Contact.id == Conversation.contact_id)
-                    .outerjoin(Coordinator, Coordinator.id == Handoff.coordinator_id)
-                    .where(Handoff.state.in_(states))
-                    .order_by(Handoff.priority, Handoff.created_at, Handoff.id)
-                    .limit(limit)
-                )
-            ).all()
-        items = []
-        for handoff, channel, username in rows:
-            created = _aware(handoff.created_at) or now
-            items.append(
-                QueueItem(
-                    handoff_id=handoff.id,
-                    conversation_id=handoff.conversation_id,
-                    state=handoff.state,
-                    reason=handoff.reason,
-                    reason_text=REASONS.get(handoff.reason, handoff.reason),
-                    urgent=handoff.priority == Priority.URGENT,
-                    channel=channel,
-                    created_at=created,
-                    waiting_seconds=int((now - created).total_seconds()),
-                    coordinator=username,
-                    escalated=handoff.escalated_at is not None,
-                )
-            )
-        return items
-
-    async def counts(self) -> dict[str, int]:
-        """How many handoffs are open: waiting (of which urgent), and claimed. The queue
-        itself shows only the first `limit`."""
-        async with self.sessions() as session:
-            rows = (
-                await session.execute(
-                    select(Handoff.state, Handoff.priority, func.count())
-                    .where(Handoff.state != HandoffState.CLOSED)
-                    .group_by(Handoff.state, Handoff.priority)
-                )
-            ).all()
-        waiting = [(priority, n) for state, priority, n in rows if state == HandoffState.QUEUED]
-        return {
-            "waiting": sum(n for _, n in waiting),
-            "urgent": sum(n for priority, n in waiting if priority == Priority.URGENT),
-            "claimed": sum(n for state, _, n in rows if state == HandoffState.CLAIMED),
-        }
-
-    async def packet(self, handoff_id: int) -> Packet:
-        """What a coordinator needs: why, how urgent, the verified case (if any), safe
-        contact preferences, a short summary and the transcript."""
-        async with self.sessions() as session:
-            row = (
-                await session.execute(
-                    select(Handoff, Conversation, Contact)
-                    .join(Conversation, Conversation.id == Handoff.conversation_id)
-                    .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(Handoff.id == handoff_id)
-                )
-            ).first()
-            if row is None:
-                raise HandoffError(f"There is no handoff #{handoff_id}.")
-            handoff, conversation, contact = row
-            coordinator = (
-                await session.get(Coordinator, handoff.coordinator_id)
-                if handoff.coordinator_id
-                else None
-            )
-            case, victim = None, None
-            if conversation.verified_victim_id is not None:
-                victim = await session.get(Victim, conversation.verified_victim_id)
-                case = await session.get(Case, victim.case_id) if victim else None
-            transcript = await self.transcript(session, conversation.id)
-            notes = [
-                Line(_aware(e.at) or e.at, name or "coordinator", e.text or "")
-                for e, name in (
-                    await session.execute(
-                        select(HandoffEvent, Coordinator.display_name)
-                        .outerjoin(Coordinator, Coordinator.id == HandoffEvent.coordinator_id)
-                        .where(HandoffEvent.handoff_id == handoff_id, HandoffEvent.kind == "note")
-                        .order_by(HandoffEvent.id)
-                    )
-                ).all()
-            ]
-        urgent = handoff.priority == Priority.URGENT
-        return Packet(
-            handoff_id=handoff.id,
-            conversation_id=conversation.id,
-            state=handoff.state,
-            reason=handoff.reason,
-            reason_text=REASONS.get(handoff.reason, handoff.reason),
-            risk="high" if urgent else "standard",
-            channel=contact.channel,
-            created_at=_aware(handoff.created_at) or handoff.created_at,
-            coordinator=coordinator.display_name if coordinator else None,
-            case_reference=case.reference if case else None,
-            case_stage=case.stage if case else None,
-            preferences=_preferences(victim) if victim else None,
-            summary=await self._summary(handoff, conversation, transcript),
-            transcript=transcript,
-            notes=notes,
-        )
-
-    async def _summary(
-        self, handoff: Handoff, conversation: Conversation, transcript: list[Line]
-    ) -> str:
-        """One or two plain sentences: why, what they asked about, how many messages."""
-        intents = await self.gateway.rasa.intents(conversation.rasa_sender)
-        topics = list(dict.fromkeys(TOPICS[i] for i in intents if i in TOPICS))
-        said = [line for line in transcript if line.who == "person"]
-        parts = [REASONS.get(handoff.reason, handoff.reason) + "."]
-        if topics:
-            parts.append("Asked about: " + ", ".join(topics) + ".")
-        parts.append(f"{len(said)} recent message{'s' if len(said) != 1 else ''} from them.")
-        if any(line.urgent for line in said):
-            parts.append("A safety message was flagged: the 999 reply went out.")
-        return " ".join(parts)
-
-    async def transcript(
-        self, session: AsyncSession, conversation_id: int, limit: int | None = None
-    ) -> list[Line]:
-        """The latest messages both ways, oldest first. Held secrets show as hidden."""
-        limit = limit or self.settings.handoff_transcript_messages
-        inbound = (
-            await session.execute(
-                select(Inbound.received_at, Inbound.text, Inbound.kind, Inbound.safety_tier)
-                .where(Inbound.conversation_id == conversation_id)
-                .order_by(Inbound.id.desc())
-                .limit(limit)
-            )
-        ).all()
-        outbound = (
-            await session.execute(
-                select(Outbound.created_at, Outbound.text, Outbound.source)
-                .where(Outbound.conversation_id == conversation_id)
-                .order_by(Outbound.id.desc())
-                .limit(limit)
-            )
-        ).all()
-        lines = [
-            Line(
-                _aware(r.received_at) or r.received_at,
-                "person",
-                r.text if r.text is not None else f"({'hidden' if r.kind == 'text' else r.kind})",
-                urgent=r.safety_tier > 0,
-            )
-            for r in inbound
-        ]
-        lines += [
-            Line(
-                _aware(r.created_at) or r.created_at,
-                "coordinator" if r.source == "human" else "assistant",
-                r.text,
-            )
-            for r in outbound
-        ]
-        lines.sort(key=lambda line: line.at)
-        return lines[-limit:]
-
-    async def figures(self, since: datetime) -> dict[str, Any]:
-        """Response times since a date: medians of minutes to claim and to first reply,
-        how many missed their target (escalated), and ratings."""
-        async with self.sessions() as session:
-            handoffs = (
-                await session.scalars(select(Handoff).where(Handoff.created_at >= since))
-            ).all()
-            ratings = (
-                await session.scalars(
-                    select(feedback.Feedback.rating).where(
-                        feedback.Feedback.at >= since, feedback.Feedback.rating.is_not(None)
-                    )
-                )
-            ).all()
-
-        def median_minutes(pairs: list[tuple[datetime | None, datetime | None]]) -> float | None:
-            spans = [
-                ((_aware(b) or b) - (_aware(a) or a)).total_seconds() / 60
-                for a, b in pairs
-                if a is not None and b is not None
-            ]
-            return round(statistics.median(spans), 1) if spans else None
-
-        return {
-            "handoffs": len(handoffs),
-            "urgent": sum(h.priority == Priority.URGENT for h in handoffs),
-            "median_minutes_to_claim": median_minutes(
-                [(h.created_at, h.claimed_at) for h in handoffs]
-            ),
-            "median_minutes_to_first_reply": median_minutes(
-                [(h.created_at, h.first_reply_at) for h in handoffs]
-            ),
-            "escalated": sum(h.escalated_at is not None for h in handoffs),
-            "returned_to_bot": sum(h.outcome == "returned_to_bot" for h in handoffs),
-            "ratings": len(ratings),
-            "average_rating": round(statistics.fmean(ratings), 2) if ratings else None,
-        }
-
-    # -- timers: response targets, nobody on duty -----------------------------------------
-
-    async def check_timers(self, now: datetime | None = None) -> None:
-        """Alert again (and escalate to supervisors) when a handoff waits past its
-        target; hand a conversation back to the bot, with a call-back task, when nobody
-        came on duty in time."""
-        now = now or datetime.now(UTC)
-        async with self.sessions() as session:
-            waiting = (
-                await session.scalars(
-                    select(Handoff).where(Handoff.state == HandoffState.QUEUED).order_by(Handoff.id)
-                )
-            ).all()
-        for handoff in waiting:
-            return_at = _aware(handoff.return_at)
-            if return_at is not None and return_at <= now:
-                await self._return_to_bot(handoff, now)
-                continue
-            minutes = (
-                self.settings.handoff_urgent_minutes
-                if handoff.priority == Priority.URGENT
-                else self.settings.handoff_normal_minutes
-            )
-            last = _aware(handoff.last_alert_at) or _aware(handoff.created_at) or now
-            if now - last < timedelta(minutes=minutes):
-                continue
-            async with self.sessions() as session, session.begin():
-                # Conditional, so two gateways checking at once alert once.
-                done = await session.execute(
-                    update(Handoff)
-                    .where(
-                        Handoff.id == handoff.id,
-                        Handoff.state == HandoffState.QUEUED,
-                        or_(
-                            Handoff.last_alert_at.is_(None),
-                            Handoff.last_alert_at == handoff.last_alert_at,
-                        ),
-                    )
-                    .values(
-                        last_alert_at=now, escalated_at=func.coalesce(Handoff.escalated_at, now)
-                    )
-                )
-                if done.rowcount != 1:
-                    continue
-                session.add(HandoffEvent(handoff_id=handoff.id, kind="escalated"))
-            targets = {c.id: c for c in [*await self._available_now(), *await self._supervisors()]}
-            await self._alert(handoff, list(targets.values()), first=False, overdue=True)
-            self.broadcast({"type": "queue"})
-
-    async def _return_to_bot(self, handoff: Handoff, now: datetime) -> None:
-        async with self.sessions() as session, session.begin():
-            done = await session.execute(
-                update(Handoff)
-                .where(Handoff.id == handoff.id, Handoff.state == HandoffState.QUEUED)
-                .values(state=HandoffState.CLOSED, closed_at=now, outcome="returned_to_bot")
-            )
-            if done.rowcount != 1:
-                return
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == handoff.conversation_id)
-                .values(owner=Owner.BOT)
-            )
-            session.add(HandoffEvent(handoff_id=handoff.id, kind="returned_to_bot"))
-            session.add(
-                Task(
-                    kind="callback_request",
-                    dedupe_key=f"callback:{handoff.id}",
-                    priority=handoff.priority,
-                    state=TaskState.OPEN,
-                    conversation_id=handoff.conversation_id,
-                    detail=f"Call back: {REASONS.get(handoff.reason, handoff.reason)} "
-                    f"(handoff #{handoff.id}); nobody was on duty.",
-                    due_at=now,
-                )
-            )
-            sender = await session.scalar(
-                select(Conversation.rasa_sender).where(Conversation.id == handoff.conversation_id)
-            )
-            everyone = (await session.scalars(select(Coordinator))).all()
-        await self.resume_rasa(handoff.conversation_id, sender or "")
-        reopens = availability.reopens_at(everyone, now)
-        when = availability.say_when(reopens, now) if reopens else "as soon as they can"
-        await self._tell(
-            handoff.conversation_id, [content.item("handoff.returned").part(0, when=when)]
-        )
-        self.broadcast({"type": "queue"})
-
-    async def run_periodically(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.check_timers()
-            except Exception:
-                logger.exception("Handoff timers failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.handoff_check_seconds)
 
     # -- Rasa -------------------------------------------------------------------------
 
@@ -1157,7 +765,7 @@ class HandoffDesk:
         No message content: the packet is shown once claimed."""
         urgent = handoff.priority == Priority.URGENT
         waited = _minutes(
-            (datetime.now(UTC) - (_aware(handoff.created_at) or datetime.now(UTC))).total_seconds()
+            (datetime.now(UTC) - (aware(handoff.created_at) or datetime.now(UTC))).total_seconds()
             / 60
         )
         head = "URGENT handoff" if urgent else "Handoff"
@@ -1211,18 +819,3 @@ class HandoffDesk:
             await self.gateway.notify(
                 contact.channel, contact.address, Reply(text), source="system"
             )
-
-
-def _preferences(victim: Victim) -> dict[str, Any]:
-    """Safe-contact preferences, as a coordinator should see them."""
-    return {
-        "safe_to_text": victim.safe_to_text,
-        "discreet": victim.discreet,
-        "quiet_hours": (
-            f"{victim.quiet_start:%H:%M}-{victim.quiet_end:%H:%M}"
-            if victim.quiet_start and victim.quiet_end
-            else None
-        ),
-        "via_advocate": victim.via_advocate,
-        "paused": victim.paused,
-    }

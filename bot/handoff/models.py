@@ -48,6 +48,30 @@ class Priority(enum.IntEnum):
     NORMAL = 1
 
 
+# Why a handoff started (the reason a coordinator sees), and how one can end.
+REASONS = {
+    "request_human": "Asked for a person",
+    "emergency": "Said they are in danger",
+    "self_harm": "At risk of suicide or self-harm",
+    "fallback": "The assistant kept misunderstanding",
+    "withdraw": "Wants to withdraw from their case",
+    "complain": "Wants to complain",
+    "verification_locked": "Locked out of case look-ups",
+    "console": "A coordinator took over",
+}
+URGENT_REASONS = frozenset({"emergency", "self_harm"})
+OUTCOMES = (
+    "resolved",
+    "referred",
+    "callback_arranged",
+    "no_reply",
+    "withdrawn",
+    "complaint_logged",
+    "handed_back",
+    "other",
+)
+
+
 class Coordinator(Base):
     """A person who takes over conversations: a victim care coordinator, an ISVA/IDVA."""
 

@@ -23,8 +23,9 @@ from sqlalchemy import or_, select
 from bot.cases.phones import normalise_phone
 from bot.channels import sms_text
 from bot.channels.sms_keywords import OPT_IN, OPT_OUT
-from bot.handoff.desk import OUTCOMES, HandoffError, Packet, QueueItem
-from bot.handoff.models import Coordinator, HandoffState
+from bot.handoff.errors import HandoffError
+from bot.handoff.models import OUTCOMES, Coordinator, HandoffState
+from bot.handoff.packets import Packet, QueueItem
 from bot.handoff.telegram import switch
 
 if TYPE_CHECKING:

@@ -26,8 +26,9 @@ from telegram.ext import Application
 
 from bot.handoff import audit
 from bot.handoff.availability import LONDON
-from bot.handoff.desk import OUTCOMES, HandoffError, Line, Packet, QueueItem
-from bot.handoff.models import Coordinator, Handoff, HandoffState
+from bot.handoff.errors import HandoffError
+from bot.handoff.models import OUTCOMES, Coordinator, Handoff, HandoffState
+from bot.handoff.packets import Line, Packet, QueueItem
 
 if TYPE_CHECKING:
     from bot.gateway import Gateway

@@ -20,7 +20,7 @@ from actions.handoff import (
     handoff_reason,
 )
 from actions.topics import ActionAnswerTopic
-from bot.handoff.desk import REASONS
+from bot.handoff.models import REASONS
 from tests.factories import run, tracker, user_event
 
 BUTTON = {"title": "Talk to a person", "payload": "/request_human"}

@@ -204,7 +204,7 @@ def test_a_coordinator_can_take_over_a_bot_conversation(live_gateway: LiveGatewa
 
 
 def test_only_the_owner_replies_and_bad_outcomes_are_refused(live_gateway: LiveGateway) -> None:
-    from bot.handoff.desk import HandoffError
+    from bot.handoff.errors import HandoffError
 
     live = live_gateway
     sam, ali = coordinator(live), coordinator(live)
@@ -231,7 +231,7 @@ def test_only_the_owner_replies_and_bad_outcomes_are_refused(live_gateway: LiveG
 def test_an_opted_out_person_gets_nothing_and_the_coordinator_is_told(
     live_gateway: LiveGateway,
 ) -> None:
-    from bot.handoff.desk import HandoffError
+    from bot.handoff.errors import HandoffError
 
     live = live_gateway
     sam = coordinator(live)
@@ -437,7 +437,7 @@ def test_danger_while_rasa_is_down_asks_a_person_at_once(tmp_path: Path) -> None
 
 
 def test_a_late_reply_respects_a_verified_victims_quiet_hours(live_gateway: LiveGateway) -> None:
-    from bot.handoff.desk import HandoffError
+    from bot.handoff.errors import HandoffError
 
     live = live_gateway
     sam = coordinator(live)
