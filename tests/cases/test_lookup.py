@@ -28,6 +28,7 @@ from bot.cases.credentials import hash_secret
 from bot.cases.keys import create_key
 from bot.cases.models import Case, Task, VerificationAttempt, Victim, VictimContact
 from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
+from tests.handoff.conftest import conversation_of, coordinator, open_handoff
 from tests.harness import LiveGateway, fresh_number, fresh_reference, wait_until
 
 pytestmark = pytest.mark.rasa
@@ -175,7 +176,14 @@ def test_five_failures_lock_the_case_and_tell_a_coordinator(seeded: LiveGateway)
         replies = sms_turn(seeded, number, "wrong guess")
     locked = content.item("case.locked").parts[0]
     assert any(locked in r for r in replies), replies
-    # Even the right secret is refused now, from this phone...
+    # The lock-out asked a person to help: the conversation waits for a coordinator.
+    conversation = conversation_of(seeded, "sms", number)
+    handoff = open_handoff(seeded, conversation.id)
+    assert handoff is not None and handoff.reason == "verification_locked"
+    helper = coordinator(seeded)
+    seeded.run(seeded.gateway.handoffs.claim(handoff.id, helper))
+    seeded.run(seeded.gateway.handoffs.hand_back(handoff.id, helper))
+    # Back with the bot, even the right secret is refused now, from this phone...
     again = verified_answer_or_locked(seeded, number, reference, "marigold")
     assert any(locked in r for r in again)
     with sessionmaker(seeded) as session:
