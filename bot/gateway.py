@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
+SAFETY_HANDOFF = {"emergency": "emergency", "self_harm_risk": "self_harm"}  # the reasons
 DELIVERY_ATTEMPTS = 3
 STORE_EVERY = 0.05  # seconds: how often `notify_many` stores the messages back so far
 RASA_ERROR_ATTEMPTS = 3  # tries when Rasa answers with an error (not when it's down)
@@ -487,11 +488,10 @@ class Gateway:
             await self._finish(inbound_id, outcome.done)
             return
 
-        # Danger or risk of self-harm: a person is asked to take over too (urgent).
+        # Danger or risk of self-harm: a person is asked to take over too (urgent). The
+        # safety reply on receipt normally did this already; starting again is a no-op.
         owner = conversation.owner
-        if intent and self.settings.handoff_on_safety:
-            reason = "emergency" if intent == "emergency" else "self_harm"
-            await self.handoffs.start(conversation.id, reason, urgent=True, out=out)
+        if intent and await self._ask_a_person(conversation.id, intent, out):
             owner = Owner.QUEUED if owner == Owner.BOT else owner
 
         # While a person owns it (or it waits for one), the bot stays silent: the
@@ -586,11 +586,16 @@ class Gateway:
             await out.send_content(SAFETY_CONTENT[intent], source="safety")
             # Alert a person now, not once earlier messages are answered (Rasa may be
             # down or slow); `_process` finds the handoff open and says nothing more.
-            if self.settings.handoff_on_safety:
-                reason = "emergency" if intent == "emergency" else "self_harm"
-                await self.handoffs.start(conversation.id, reason, urgent=True, out=out)
+            await self._ask_a_person(conversation.id, intent, out)
         except Exception:
             logger.exception("Safety reply for message %s failed", inbound_id)
+
+    async def _ask_a_person(self, conversation_id: int, intent: str, out: _Out) -> bool:
+        """Start (or raise to urgent) a handoff after a safety message, if configured."""
+        if not self.settings.handoff_on_safety:
+            return False
+        await self.handoffs.start(conversation_id, SAFETY_HANDOFF[intent], urgent=True, out=out)
+        return True
 
     async def _ask_rasa(
         self, out: _Out, sender: str, text: str, metadata: dict[str, Any]

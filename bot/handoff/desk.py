@@ -131,7 +131,8 @@ class HandoffDesk(Views, Timers):
             except IntegrityError:  # another start won the race: use that one
                 if attempt:
                     raise
-        await self._pause_rasa(conversation_id, sender)
+        if created:
+            await self._pause_rasa(conversation_id, sender)
         # A person already talking to them sees the urgent message relayed instead.
         if created or (raised and handoff.state == HandoffState.QUEUED):
             await self._tell_started(handoff, out, by, free, urgent, now)

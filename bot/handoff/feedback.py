@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from actions import content
 from bot.handoff.models import Feedback
@@ -25,8 +25,6 @@ MAX_COMMENT = 1000
 _COMMENT = re.compile(
     r"^\s*feedback\b[\s:,.\-\u2013\u2014]*(?P<comment>.+)$", re.IGNORECASE | re.DOTALL
 )
-
-__all__ = ["Feedback", "comment_in", "offer", "rate", "rating_in", "store"]
 
 
 def buttons(handoff_id: int | None) -> tuple[dict[str, str], ...]:
@@ -142,12 +140,3 @@ async def comment(gateway: Gateway, out: _Out, conversation_id: int, text: str) 
 
     await out.send(Reply(content.item("feedback.thanks").parts[0]), source="system")
     return True
-
-
-async def recent(gateway: Gateway, limit: int = 50) -> list[Feedback]:
-    async with gateway.sessions() as session:
-        return list(
-            (
-                await session.scalars(select(Feedback).order_by(Feedback.id.desc()).limit(limit))
-            ).all()
-        )

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cases.models import Case, Victim
-from bot.handoff import feedback
 from bot.handoff.errors import HandoffError
 from bot.handoff.models import (
     REASONS,
     Coordinator,
+    Feedback,
     Handoff,
     HandoffEvent,
     HandoffState,
@@ -285,8 +285,8 @@ class Views:
             ).all()
             ratings = (
                 await session.scalars(
-                    select(feedback.Feedback.rating).where(
-                        feedback.Feedback.at >= since, feedback.Feedback.rating.is_not(None)
+                    select(Feedback.rating).where(
+                        Feedback.at >= since, Feedback.rating.is_not(None)
                     )
                 )
             ).all()
