@@ -16,8 +16,10 @@ import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
+from bot import db
 from bot.config import Settings
 from bot.gateway import Gateway
 from bot.main import create_app
@@ -60,6 +62,16 @@ class LiveGateway:
     @property
     def gateway(self) -> Gateway:
         return self.app.state.gateway
+
+    @contextmanager
+    def db(self) -> Iterator[Session]:
+        """A sync session on the gateway's database (its own engine, disposed after)."""
+        engine = db.create_sync_engine(self.settings.database_url)
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                yield session
+        finally:
+            engine.dispose()
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         """Run a coroutine on the gateway's own event loop (it serves in a thread)."""

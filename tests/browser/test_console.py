@@ -25,7 +25,6 @@ from tests.handoff.conftest import (
     PASSWORD,
     conversation_of,
     coordinator,
-    db_session,
     everyone_off_duty,
 )
 from tests.harness import LiveGateway, fresh_number, wait_until
@@ -94,7 +93,7 @@ def victim_in_danger(live: LiveGateway) -> tuple[str, int, int]:
     conversation = conversation_of(live, "sms", number)
 
     def opened() -> list[int]:
-        with db_session(live) as session:
+        with live.db() as session:
             found = session.scalar(
                 select(Handoff.id).where(
                     Handoff.conversation_id == conversation.id, Handoff.state != "closed"
@@ -282,7 +281,7 @@ def test_the_duty_switch_and_the_skip_link_work_from_the_keyboard(
     expect(page.locator("#status")).to_have_text("You are now on duty.")
     expect(page.get_by_role("button", name="Go off duty")).to_be_visible()
     expect(page.locator("#duty-text")).to_contain_text("You are on duty.")
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.get(Coordinator, sam.id)
         assert found is not None and found.on_duty is True
 
@@ -291,7 +290,7 @@ def test_tasks_take_over_and_transfer_from_the_page(page: Page, live_gateway: Li
     live = live_gateway
     everyone_off_duty(live)
     sam, alex = coordinator(live), coordinator(live)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         task = Task(
             kind="no_safe_route",
             dedupe_key=f"browser:{uuid.uuid4().hex}",
@@ -345,7 +344,7 @@ def test_canned_replies_are_edited_and_added_on_their_page(
     live = live_gateway
     sam = coordinator(live)
     title = f"Court {uuid.uuid4().hex[:6]}"
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         reply = CannedReply(title=title, text="We will check the court date.")
         session.add(reply)
         session.flush()
@@ -366,7 +365,7 @@ def test_canned_replies_are_edited_and_added_on_their_page(
     page.get_by_role("button", name="Add canned reply").click()
     expect(page.get_by_text("The canned reply was added.")).to_be_visible()
     expect(page.get_by_role("heading", name=added)).to_be_visible()
-    with db_session(live) as session:
+    with live.db() as session:
         row = session.get(CannedReply, reply_id)
         assert row is not None and row.text == "We are checking the court date now."
     assert csp_violations(page) == []

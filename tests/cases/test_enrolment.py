@@ -6,16 +6,13 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from actions import content
-from bot import db
 from bot.cases.credentials import verify_secret
 from bot.cases.enrolment import enrolment_text, telegram_link
 from bot.cases.keys import create_key
@@ -37,19 +34,9 @@ def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveGateway
             yield gateway
 
 
-@contextmanager
-def sessions(live: LiveGateway) -> Iterator[Session]:
-    engine = db.create_sync_engine(live.settings.database_url)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
 def registered_victim(live: LiveGateway) -> tuple[int, int]:
     """A victim an agency registered, with an SMS number not yet confirmed."""
-    with sessions(live) as session, session.begin():
+    with live.db() as session, session.begin():
         case = Case(
             reference=f"{random.randrange(10**7):07d}/26",
             agency="met",
@@ -74,7 +61,7 @@ def sms_reply(live: LiveGateway, text: str, count: int) -> str:
 
 def test_a_victim_confirms_the_code_and_chooses_a_secret(live: LiveGateway) -> None:
     victim_id, contact_id = registered_victim(live)
-    with sessions(live) as session, session.begin():
+    with live.db() as session, session.begin():
         contact = session.get(VictimContact, contact_id)
         assert contact is not None
         message = enrolment_text(session, live.settings, contact)
@@ -90,7 +77,7 @@ def test_a_victim_confirms_the_code_and_chooses_a_secret(live: LiveGateway) -> N
     assert sms_reply(live, "wild garlic", 5) == content.item("case.enrol.confirm").parts[0]
     assert sms_reply(live, "  WILD garlic ", 6) == content.item("case.enrol.done").parts[0]
 
-    with sessions(live) as session:
+    with live.db() as session:
         victim = session.get(Victim, victim_id)
         contact = session.get(VictimContact, contact_id)
         assert victim is not None and contact is not None
@@ -103,7 +90,7 @@ def test_a_victim_confirms_the_code_and_chooses_a_secret(live: LiveGateway) -> N
 
 def test_a_wrong_or_used_code_links_nothing(live: LiveGateway) -> None:
     _, contact_id = registered_victim(live)
-    with sessions(live) as session, session.begin():
+    with live.db() as session, session.begin():
         contact = session.get(VictimContact, contact_id)
         assert contact is not None
         old = enrolment_text(session, live.settings, contact).split("code is ")[1][:6]
@@ -111,13 +98,13 @@ def test_a_wrong_or_used_code_links_nothing(live: LiveGateway) -> None:
     assert old != new
     live.sms(NUMBER, old)  # replaced by the newer code: goes to the assistant instead
     wait_until(lambda: live.twilio.to(NUMBER), 1)  # the holding reply (no Rasa here)
-    with sessions(live) as session:
+    with live.db() as session:
         assert session.get(VictimContact, contact_id).verified_at is None  # type: ignore[union-attr]
 
 
 def test_telegram_is_linked_by_a_deep_link(live: LiveGateway) -> None:
     victim_id, _ = registered_victim(live)
-    with sessions(live) as session, session.begin():
+    with live.db() as session, session.begin():
         victim = session.get(Victim, victim_id)
         assert victim is not None
         link = telegram_link(session, live.settings, victim)
@@ -127,7 +114,7 @@ def test_telegram_is_linked_by_a_deep_link(live: LiveGateway) -> None:
     live.telegram_update(text_update(random.randrange(10**9), chat_id, f"/start {token}"))
     reply = live.telegram_replies(chat_id, 1)[0]["text"]
     assert reply == content.item("case.enrol.choose").parts[0]
-    with sessions(live) as session:
+    with live.db() as session:
         linked = session.scalars(
             select(VictimContact).where(VictimContact.victim_id == victim_id)
         ).all()
@@ -138,7 +125,7 @@ def test_telegram_is_linked_by_a_deep_link(live: LiveGateway) -> None:
     other = chat_id + 1
     live.telegram_update(text_update(random.randrange(10**9), other, f"/start {token}"))
     live.telegram_replies(other, 1)
-    with sessions(live) as session:
+    with live.db() as session:
         assert (
             session.scalar(select(VictimContact.id).where(VictimContact.address == str(other)))
             is None
@@ -146,7 +133,7 @@ def test_telegram_is_linked_by_a_deep_link(live: LiveGateway) -> None:
 
 
 def test_an_agency_registers_a_victim_who_then_enrols_by_text(live: LiveGateway) -> None:
-    with sessions(live) as session, session.begin():
+    with live.db() as session, session.begin():
         key = create_key(session, "met", "Met test key", ["cases:write"])
     reference = f"{random.randrange(10**7):07d}/26"
     registered = live.client.put(
@@ -173,6 +160,6 @@ def test_an_agency_registers_a_victim_who_then_enrols_by_text(live: LiveGateway)
     assert sms_reply(live, code, 2) == content.item("case.enrol.choose").parts[0]
     sms_reply(live, "hawthorn", 3)
     assert sms_reply(live, "hawthorn", 4) == content.item("case.enrol.done").parts[0]
-    with sessions(live) as session:
+    with live.db() as session:
         victim = session.scalar(select(Victim).where(Victim.external_id == "P-1"))
         assert victim is not None and verify_secret(victim.secret_hash, "hawthorn")

@@ -11,8 +11,6 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,7 +51,7 @@ def sms_turn(live: LiveGateway, number: str, text: str) -> list[str]:
     live.sms(number, text)
 
     def settled() -> list[Any]:
-        with sessionmaker(live) as session:
+        with live.db() as session:
             pending = session.scalars(
                 select(Inbound.id)
                 .join(Conversation, Conversation.id == Inbound.conversation_id)
@@ -82,23 +80,13 @@ def verified_answer(live: LiveGateway, number: str, reference: str, secret: str)
     return sms_turn(live, number, secret)
 
 
-@contextmanager
-def sessionmaker(live: LiveGateway) -> Iterator[Session]:
-    engine = db.create_sync_engine(live.settings.database_url)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
 def new_case(
     live: LiveGateway, *, secret: str = "marigold", linked: bool = True
 ) -> tuple[str, str]:
     """A fresh case (unique reference) with one victim whose phone is linked."""
     number = fresh_number()
     reference = fresh_reference()
-    with sessionmaker(live) as session, session.begin():
+    with live.db() as session, session.begin():
         case = Case(reference=reference, agency="met", crime_type="burglary", stage="charge")
         session.add(case)
         session.flush()
@@ -126,7 +114,7 @@ def test_a_verified_victim_gets_their_case_at_every_stage(
     seeded: LiveGateway, case: demo.DemoCase
 ) -> None:
     replies = verified_answer(seeded, case.phone, case.reference, demo.DEMO_SECRET)
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         stage = session.scalar(select(Case.stage).where(Case.reference == case.reference))
     text = " ".join(replies)
     stage_text = content.item(f"case.stage.{stage}").parts[0]
@@ -143,7 +131,7 @@ def test_the_secret_never_reaches_rasa_the_database_or_the_logs(
     replies = verified_answer(seeded, number, reference, secret)
     assert "charged" in " ".join(replies).lower()
     # Not in the gateway's messages...
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         texts = session.scalars(select(Inbound.text)).all()
     assert all(secret not in (t or "") for t in texts)
     # ...not in Rasa's tracker store...
@@ -186,7 +174,7 @@ def test_five_failures_lock_the_case_and_tell_a_coordinator(seeded: LiveGateway)
     # Back with the bot, even the right secret is refused now, from this phone...
     again = verified_answer_or_locked(seeded, number, reference, "marigold")
     assert any(locked in r for r in again)
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         case_id = session.scalar(select(Case.id).where(Case.reference == reference))
         tasks = session.scalars(select(Task).where(Task.case_id == case_id)).all()
     assert [t.kind for t in tasks] == ["verification_locked"]
@@ -207,7 +195,7 @@ def test_verification_lasts_for_the_session_only(seeded: LiveGateway) -> None:
     verified_answer(seeded, number, reference, "marigold")
     again = sms_turn(seeded, number, "any news?")
     assert not any(ASK_REFERENCE in t.lower() for t in again)  # still verified
-    with sessionmaker(seeded) as session, session.begin():
+    with seeded.db() as session, session.begin():
         contact = session.scalar(select(Contact).where(Contact.address == number))
         assert contact is not None
         session.execute(
@@ -232,7 +220,7 @@ def test_an_unlinked_phone_must_confirm_a_code_sent_to_the_linked_one(
     assert any("That code is not right" in r for r in wrong)
     answer = sms_turn(seeded, stranger, code)
     assert "charged" in " ".join(answer).lower()
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         kept = session.scalars(select(Outbound.text).where(Outbound.source == "code")).all()
     assert kept and all(code not in text and "******" in text for text in kept)
 
@@ -250,7 +238,7 @@ def test_on_the_web_a_code_goes_to_the_linked_phone(seeded: LiveGateway) -> None
     text = " ".join(m["text"] for m in answer)
     assert "charged" in text.lower()
     # The web page is never linked: the next session starts from nothing.
-    with sessionmaker(seeded) as session_db:
+    with seeded.db() as session_db:
         channels = session_db.scalars(
             select(VictimContact.channel)
             .join(Victim, Victim.id == VictimContact.victim_id)
@@ -268,7 +256,7 @@ def test_an_emergency_while_asked_for_the_secret_gets_999_and_is_not_a_guess(
     sms_turn(seeded, number, reference)
     replies = sms_turn(seeded, number, "he is outside my door with a knife")
     assert replies[0].startswith("If you are in danger now, call 999.")
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         stored = session.scalars(
             select(Inbound.text)
             .join(Conversation, Conversation.id == Inbound.conversation_id)
@@ -280,7 +268,7 @@ def test_an_emergency_while_asked_for_the_secret_gets_999_and_is_not_a_guess(
 
 def test_an_agency_posts_a_release_and_the_victim_hears_first(seeded: LiveGateway) -> None:
     number, reference = new_case(seeded)
-    with sessionmaker(seeded) as session, session.begin():
+    with seeded.db() as session, session.begin():
         key = create_key(session, "met", "Met test key", ["events:write"])
     posted = seeded.client.post(
         f"{seeded.url}/api/cases/{reference}/events",
@@ -308,7 +296,7 @@ def test_a_locked_case_only_tells_someone_with_the_right_secret(seeded: LiveGate
     # Five wrong guesses today, from somewhere else.
     other = fresh_number()
     sms_turn(seeded, other, "hello")
-    with sessionmaker(seeded) as session, session.begin():
+    with seeded.db() as session, session.begin():
         case_id = session.scalar(select(Case.id).where(Case.reference == reference))
         conversation_id = session.scalar(
             select(Conversation.id)
@@ -335,7 +323,7 @@ def test_a_question_while_asked_for_the_secret_is_not_a_guess(seeded: LiveGatewa
     sms_turn(seeded, number, "any news?")
     sms_turn(seeded, number, reference)
     sms_turn(seeded, number, "what does bail mean?")
-    with sessionmaker(seeded) as session:
+    with seeded.db() as session:
         attempts = session.scalars(
             select(VerificationAttempt)
             .join(Case, Case.id == VerificationAttempt.case_id)

@@ -4,14 +4,10 @@ and a sync session on it."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from bot import db
 from bot.handoff.accounts import add_coordinator, ensure_canned_replies
 from bot.handoff.models import Coordinator, Handoff
 from bot.models import Contact, Conversation
@@ -20,16 +16,6 @@ from tests.harness import LiveGateway
 PASSWORD = "correct horse battery staple"
 _names = itertools.count(1)
 _chats = itertools.count(7_000_001)
-
-
-@contextmanager
-def db_session(live: LiveGateway) -> Iterator[Session]:
-    engine = db.create_sync_engine(live.settings.database_url)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def coordinator(
@@ -45,7 +31,7 @@ def coordinator(
 ) -> Coordinator:
     """A new coordinator account (unique username), with the console password PASSWORD."""
     number = next(_names)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         made = add_coordinator(
             session,
             f"coord{number}",
@@ -65,13 +51,13 @@ def coordinator(
 
 def everyone_off_duty(live: LiveGateway) -> None:
     """Other tests' coordinators must not answer this test's handoffs."""
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         for c in session.scalars(select(Coordinator)):
             c.on_duty = False
 
 
 def conversation_of(live: LiveGateway, channel: str, address: str) -> Conversation:
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.scalar(
             select(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
@@ -82,7 +68,7 @@ def conversation_of(live: LiveGateway, channel: str, address: str) -> Conversati
 
 
 def open_handoff(live: LiveGateway, conversation_id: int) -> Handoff | None:
-    with db_session(live) as session:
+    with live.db() as session:
         return session.scalar(
             select(Handoff).where(
                 Handoff.conversation_id == conversation_id, Handoff.state != "closed"

@@ -30,7 +30,6 @@ from tests.handoff.conftest import (
     PASSWORD,
     conversation_of,
     coordinator,
-    db_session,
     everyone_off_duty,
 )
 from tests.harness import LiveGateway, fresh_number, fresh_reference, wait_until
@@ -163,7 +162,7 @@ class Console:
 
 
 def audit_rows(live: LiveGateway, **where: Any) -> list[AuditEntry]:
-    with db_session(live) as session:
+    with live.db() as session:
         query = select(AuditEntry).order_by(AuditEntry.id)
         for key, value in where.items():
             query = query.where(getattr(AuditEntry, key) == value)
@@ -175,7 +174,7 @@ def actions(live: LiveGateway, **where: Any) -> list[str]:
 
 
 def reload(live: LiveGateway, who: Coordinator) -> Coordinator:
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.get(Coordinator, who.id)
         assert found is not None
         return found
@@ -208,7 +207,7 @@ def victim_says(live: LiveGateway, number: str, text: str, conversation_id: int)
 
 
 def open_handoff_id(live: LiveGateway, conversation_id: int) -> int:
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.scalar(
             select(Handoff.id).where(
                 Handoff.conversation_id == conversation_id, Handoff.state != "closed"
@@ -258,7 +257,7 @@ def test_sign_in_sets_a_strict_session_cookie_and_keeps_only_its_digest(
     # The form's one-use cookie is cleared.
     assert "Max-Age=0" in set_cookies(response)["waymark_console_login"]
 
-    with db_session(live) as session:
+    with live.db() as session:
         rows = session.scalars(
             select(ConsoleSession).where(ConsoleSession.coordinator_id == sam.id)
         ).all()
@@ -345,7 +344,7 @@ def test_the_account_locks_after_repeated_failures_and_refuses_even_the_right_pa
     assert last.detail == {"locked": True}
 
     # Once the lock has run out, the right password works and the count starts again.
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         session.execute(
             update(Coordinator)
             .where(Coordinator.id == sam.id)
@@ -428,7 +427,7 @@ def test_signing_out_revokes_the_session(live_gateway: LiveGateway) -> None:
     assert out.status_code == 303
     assert out.headers["location"] == "/console/login?signed_out=1"
     assert "Max-Age=0" in set_cookies(out)["waymark_console"]
-    with db_session(live) as session:
+    with live.db() as session:
         row = session.scalar(
             select(ConsoleSession).where(
                 ConsoleSession.token_digest == hashlib.sha256(token.encode()).hexdigest()
@@ -454,7 +453,7 @@ def test_an_expired_session_or_a_deactivated_account_is_signed_out(
     live = live_gateway
     sam = coordinator(live)
     expired = Console.signed_in(live, sam)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         session.execute(
             update(ConsoleSession)
             .where(
@@ -466,7 +465,7 @@ def test_an_expired_session_or_a_deactivated_account_is_signed_out(
 
     alex = coordinator(live)
     leaving = Console.signed_in(live, alex)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         session.execute(update(Coordinator).where(Coordinator.id == alex.id).values(active=False))
     assert leaving.get("/console/api/tasks").status_code == 401
 
@@ -608,7 +607,7 @@ def test_the_packet_page_shows_the_verified_case_and_audits_viewing_it(
     wait_until(lambda: live.twilio.to(number), 1, timeout=90)
     conversation = conversation_of(live, "sms", number)
     reference = fresh_reference()
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         case = Case(reference=reference, agency="met", crime_type="burglary", stage="charged")
         session.add(case)
         session.flush()
@@ -701,7 +700,7 @@ def test_tasks_are_listed_urgent_first_and_can_be_marked_done(live_gateway: Live
     live = live_gateway
     sam = coordinator(live)
     now = datetime.now(UTC)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         made = [
             Task(
                 kind="overdue_update",
@@ -763,7 +762,7 @@ def test_canned_replies_can_be_added_and_edited(live_gateway: LiveGateway) -> No
         "PUT", f"/console/api/canned/{reply_id}", {"title": title, "text": "  Checking now.  "}
     )
     assert edited.json()["text"] == "Checking now."
-    with db_session(live) as session:
+    with live.db() as session:
         row = session.get(CannedReply, reply_id)
         assert row is not None and row.text == "Checking now." and row.updated_by == sam.id
     saved = [r for r in audit_rows(live, coordinator_id=sam.id, action="canned_reply_saved")]
@@ -855,7 +854,7 @@ def test_the_event_stream_tells_the_console_and_ends_when_the_session_does(
             if line.startswith(": keep-alive"):
                 break
         # Signed out elsewhere: the stream says so and ends.
-        with db_session(live) as session, session.begin():
+        with live.db() as session, session.begin():
             session.execute(
                 update(ConsoleSession)
                 .where(ConsoleSession.coordinator_id == sam.id)
@@ -880,7 +879,7 @@ def test_sign_in_lock_out_csrf_and_audit_on_each_database(gateway_on: LiveGatewa
     for _ in range(live.settings.console_max_failures):
         assert wrong.sign_in(sam.username, "wrong password here").status_code == 401
     assert Console(live).sign_in(sam.username, PASSWORD).status_code == 401
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         session.execute(
             update(Coordinator).where(Coordinator.id == sam.id).values(locked_until=None)
         )

@@ -23,7 +23,6 @@ from tests.cases.conftest import make_case, make_victim
 from tests.handoff.conftest import (
     conversation_of,
     coordinator,
-    db_session,
     open_handoff,
 )
 from tests.harness import (
@@ -61,7 +60,7 @@ def settle(live: LiveGateway, number: str) -> None:
     conversation = conversation_of(live, "sms", number)
 
     def pending() -> list[int]:
-        with db_session(live) as session:
+        with live.db() as session:
             rows = session.scalars(
                 select(Inbound.id).where(
                     Inbound.conversation_id == conversation.id, Inbound.state == "pending"
@@ -79,7 +78,7 @@ def start(live: LiveGateway, number: str, reason: str = "request_human") -> int:
 
 
 def bot_replies(live: LiveGateway, conversation_id: int) -> int:
-    with db_session(live) as session:
+    with live.db() as session:
         return len(
             session.scalars(
                 select(Outbound.id).where(
@@ -146,7 +145,7 @@ def test_a_waiting_person_is_reminded_at_most_every_ten_minutes(
     say(live, number, "hello?", expect=0)
     settle(live, number)
     assert not texts(live, number)[-1].startswith("Your message is with the Waymark team")
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         conversation = conversation_of(live, "sms", number)
         session.get(type(conversation), conversation.id).waiting_told_at = datetime.now(
             UTC
@@ -176,7 +175,7 @@ def test_danger_in_a_waiting_conversation_makes_it_urgent(live_gateway: LiveGate
     replies = say(live, number, DANGER, expect=4)
     assert replies[0].startswith("If you are in danger now, call 999.")
     settle(live, number)
-    with db_session(live) as session:
+    with live.db() as session:
         handoff = session.get(Handoff, handoff_id)
         assert handoff is not None and handoff.priority == 0
         kinds = session.scalars(
@@ -260,7 +259,7 @@ def test_every_action_is_audited_without_content(live_gateway: LiveGateway) -> N
     live.run(desk.reply(handoff_id, sam, "A secret reply text"))
     live.run(desk.transfer(handoff_id, sam, ali.username))
     live.run(desk.close(handoff_id, ali, "resolved"))
-    with db_session(live) as session:
+    with live.db() as session:
         entries = session.scalars(
             select(AuditEntry).where(AuditEntry.handoff_id == handoff_id).order_by(AuditEntry.id)
         ).all()
@@ -312,7 +311,7 @@ def test_a_rating_and_a_comment_are_stored_and_thanked(live_gateway: LiveGateway
         "Thank you for telling us. It helps us make Waymark better."
     ]
     conversation = conversation_of(live, "sms", number)
-    with db_session(live) as session:
+    with live.db() as session:
         rows = session.scalars(
             select(Feedback)
             .where(Feedback.conversation_id == conversation.id)
@@ -357,7 +356,7 @@ def test_nobody_on_duty_is_told_when_we_reopen_then_back_to_the_bot(
         "Nobody from the team could reply yet. I have asked them to contact you at 12am "
         "tomorrow. Until then, I can still answer questions. If you are in danger now, call 999."
     )
-    with db_session(live) as session:
+    with live.db() as session:
         handoff = session.get(Handoff, handoff_id)
         task = session.scalar(select(Task).where(Task.dedupe_key == f"callback:{handoff_id}"))
     assert handoff is not None and handoff.outcome == "returned_to_bot"
@@ -388,7 +387,7 @@ def test_an_unclaimed_handoff_alerts_again_and_escalates_to_a_supervisor(
     escalation = live.telegram_replies(boss_chat, 1)
     assert f"#{handoff_id} (unclaimed for" in escalation[0]["text"]
     assert len(live.telegram_replies(chat, 2)) == 2  # alerted again
-    with db_session(live) as session:
+    with live.db() as session:
         handoff = session.get(Handoff, handoff_id)
     assert handoff is not None and handoff.escalated_at is not None
     # Claimed: the first human reply time is recorded for the figures.
@@ -408,7 +407,7 @@ def test_handing_back_while_rasa_is_unreachable_resumes_it_on_the_next_message(
     handoff_id = start(live, number)
     conversation = conversation_of(live, "sms", number)
     live.run(live.gateway.handoffs.claim(handoff_id, sam))
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         # As if the resume had failed: Rasa still paused, the flag still set.
         live.run(live.gateway.handoffs.close(handoff_id, sam, "resolved"))
         live.run(live.gateway.rasa.add_event(conversation.rasa_sender, {"event": "pause"}))
@@ -445,7 +444,7 @@ def test_a_late_reply_respects_a_verified_victims_quiet_hours(live_gateway: Live
     handoff_id = start(live, number)
     conversation = conversation_of(live, "sms", number)
     london = datetime.now(LONDON)
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         case = make_case(session, fresh_reference())
         victim = make_victim(
             session,
@@ -460,7 +459,7 @@ def test_a_late_reply_respects_a_verified_victims_quiet_hours(live_gateway: Live
     # They wrote a moment ago: a live chat, so the reply goes now.
     live.run(desk.reply(handoff_id, sam, "I'm here."))
     assert texts(live, number)[-1] == "I'm here."
-    with db_session(live) as session, session.begin():
+    with live.db() as session, session.begin():
         for inbound in session.scalars(
             select(Inbound).where(Inbound.conversation_id == conversation.id)
         ):

@@ -27,7 +27,7 @@ from bot.cases.keys import SCOPES, create_key
 from bot.config import Settings
 from bot.handoff import auth
 from bot.main import create_app
-from tests.handoff.conftest import coordinator, db_session
+from tests.handoff.conftest import coordinator
 from tests.handoff.test_console import Console, close_consoles
 from tests.harness import LiveGateway
 
@@ -216,7 +216,7 @@ def test_state_changing_console_routes_refuse_a_missing_csrf_token(
 def keys(live_gateway: LiveGateway) -> dict[str, str]:
     """scope -> a key with every scope but that one; "only:<scope>" -> just that one."""
     made = {}
-    with db_session(live_gateway) as session, session.begin():
+    with live_gateway.db() as session, session.begin():
         for scope in SCOPES:
             others = [s for s in SCOPES if s != scope]
             made[scope] = create_key(session, "route-auth", f"all but {scope}", others)

@@ -20,7 +20,6 @@ from tests.fakes.telegram_api import callback_update, text_update
 from tests.handoff.conftest import (
     conversation_of,
     coordinator,
-    db_session,
     everyone_off_duty,
     open_handoff,
 )
@@ -91,7 +90,7 @@ def start_handoff(live: LiveGateway, conversation_id: int, reason: str = "reques
 
 
 def inbound(live: LiveGateway, conversation_id: int, **where: Any) -> list[Inbound]:
-    with db_session(live) as session:
+    with live.db() as session:
         return list(
             session.scalars(
                 select(Inbound)
@@ -102,14 +101,14 @@ def inbound(live: LiveGateway, conversation_id: int, **where: Any) -> list[Inbou
 
 
 def handoff(live: LiveGateway, handoff_id: int) -> Handoff:
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.get(Handoff, handoff_id)
         assert found is not None
         return found
 
 
 def events(live: LiveGateway, handoff_id: int, kind: str) -> list[HandoffEvent]:
-    with db_session(live) as session:
+    with live.db() as session:
         return list(
             session.scalars(
                 select(HandoffEvent)
@@ -120,14 +119,14 @@ def events(live: LiveGateway, handoff_id: int, kind: str) -> list[HandoffEvent]:
 
 
 def refreshed(live: LiveGateway, c: Coordinator) -> Coordinator:
-    with db_session(live) as session:
+    with live.db() as session:
         found = session.get(Coordinator, c.id)
         assert found is not None
         return found
 
 
 def contacts_at(live: LiveGateway, channel: str, address: str) -> int:
-    with db_session(live) as session:
+    with live.db() as session:
         return int(
             session.scalar(
                 select(func.count())
@@ -140,7 +139,7 @@ def contacts_at(live: LiveGateway, channel: str, address: str) -> int:
 
 def close_everything(live: LiveGateway) -> None:
     """Close every open handoff quietly (as the timers do when nobody came)."""
-    with db_session(live) as session:
+    with live.db() as session:
         ids = session.scalars(select(Handoff.id).where(Handoff.state != "closed")).all()
     for handoff_id in ids:
         live.run(live.gateway.handoffs.close(handoff_id, None, "returned_to_bot"))
@@ -345,7 +344,7 @@ def test_queue_lists_urgent_first_with_claim_buttons(live_gateway: LiveGateway) 
     assert (f"Claim #{urgent}", f"claim:{urgent}") in buttons
     assert (f"Claim #{normal}", f"claim:{normal}") in buttons
     assert all(data != f"claim:{mine}" for _, data in buttons)  # already claimed
-    with db_session(live) as session:
+    with live.db() as session:
         assert session.scalar(
             select(AuditEntry.id).where(
                 AuditEntry.coordinator_id == sam.id, AuditEntry.action == "view_queue"
@@ -507,7 +506,7 @@ def test_two_claim_taps_at_once_one_wins(gateway_on: LiveGateway) -> None:
     )
     assert not any("Latest messages" in t for t in texts(live, chat(lost)))
     assert len(events(live, handoff_id, "claimed")) == 1
-    with db_session(live) as session:
+    with live.db() as session:
         claims = session.scalars(
             select(AuditEntry.coordinator_id).where(
                 AuditEntry.handoff_id == handoff_id, AuditEntry.action == "claim"
@@ -520,7 +519,7 @@ def test_two_claim_taps_at_once_one_wins(gateway_on: LiveGateway) -> None:
 
 
 def outbound(live: LiveGateway, conversation_id: int) -> list[Outbound]:
-    with db_session(live) as session:
+    with live.db() as session:
         return list(
             session.scalars(
                 select(Outbound)
