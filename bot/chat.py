@@ -2,11 +2,15 @@
 
 It goes the same way as the web page: the gateway stores the message, runs the
 safety check and asks Rasa. Buttons are shown as numbered choices, as on SMS:
-reply with the number to choose one (the gateway maps it back).
+reply with the number to choose one (the gateway maps it back). Like the page, it
+also listens to the session's event stream, so messages that come between turns (a
+coordinator's reply) are shown too.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +38,33 @@ class GatewayChat:
         response.raise_for_status()
         return list(response.json()["messages"])
 
+    def listen(self, show: Callable[[dict[str, Any]], None]) -> threading.Thread:
+        """Call `show` for every message the session's event stream brings, in a
+        background thread, until the session ends. Start it after the first `send`."""
+        assert self.session_id is not None
+        url = f"{self.client.base_url}/api/web/sessions/{self.session_id}/events"
+
+        def run() -> None:
+            try:
+                with (
+                    httpx.Client(timeout=httpx.Timeout(10, read=None)) as client,
+                    client.stream("GET", url) as stream,
+                ):
+                    event = ""
+                    for line in stream.iter_lines():
+                        if line.startswith("event:"):
+                            event = line.removeprefix("event:").strip()
+                        elif line.startswith("data:") and event == "message":
+                            show(json.loads(line.removeprefix("data:")))
+                        elif event == "end":
+                            return
+            except httpx.HTTPError:
+                return  # the session ended, or the gateway stopped
+
+        thread = threading.Thread(target=run, name="chat-events", daemon=True)
+        thread.start()
+        return thread
+
     def close(self) -> None:
         """End the session on the server, like the web page's Exit."""
         if self.session_id is not None:
@@ -56,6 +87,18 @@ def repl(chat: GatewayChat, read: Callable[[str], str] = input) -> None:
     # The greeting is sourced content: who we are, not the police, and 999 in danger.
     print(content.item("assistant.greet").parts[0])
     print("Type a message, or /quit to leave.\n")
+    shown: set[int] = set()
+    lock = threading.Lock()
+
+    def show(messages: list[dict[str, Any]]) -> None:
+        # A message can come both in a reply and on the event stream: show it once.
+        with lock:
+            fresh = [m for m in messages if m.get("id") not in shown]
+            shown.update(m.get("id") for m in fresh)
+            for line in render(fresh):
+                print(f"waymark> {line}", flush=True)
+
+    listening = False
     try:
         while True:
             try:
@@ -72,7 +115,9 @@ def repl(chat: GatewayChat, read: Callable[[str], str] = input) -> None:
             except httpx.HTTPError as error:
                 print(f"waymark> (could not reach the gateway: {type(error).__name__})")
                 continue
-            for line in render(replies):
-                print(f"waymark> {line}")
+            show(replies)
+            if not listening and chat.session_id is not None:
+                chat.listen(lambda message: show([message]))
+                listening = True
     finally:
         chat.close()

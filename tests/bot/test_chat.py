@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
 from bot.chat import GatewayChat, render, repl
-from tests.harness import LiveGateway
+from tests.handoff.conftest import conversation_of, coordinator
+from tests.harness import LiveGateway, wait_until
 
 REPLY = [
     {"id": 1, "text": "Which part?", "buttons": []},
@@ -38,3 +42,23 @@ def test_repl_chats_through_the_gateway_and_ends_the_session(
         f"{live_gateway.url}/api/web/sessions/{chat.session_id}/messages", json={"text": "hi"}
     )
     assert gone.status_code == 404
+
+
+@pytest.mark.rasa
+def test_messages_between_turns_reach_the_terminal(live_gateway: LiveGateway) -> None:
+    live = live_gateway
+    chat = GatewayChat(live.url)
+    chat.send("hello")
+    heard: list[dict[str, Any]] = []
+    chat.listen(heard.append)
+    conversation = conversation_of(
+        live, "web", live.gateway.pseudonym("web-session", chat.session_id or "")
+    )
+    sam = coordinator(live, name="Sam")
+    time.sleep(0.5)  # the stream is open
+    handoff_id = live.run(live.gateway.handoffs.take_over(conversation.id, sam))
+    live.run(live.gateway.handoffs.reply(handoff_id, sam, "Hello, it's Sam from the team."))
+    texts = [m["text"] for m in wait_until(lambda: heard, 2)]
+    assert texts[0].startswith("You are now talking to Sam")
+    assert texts[1] == "Hello, it's Sam from the team."
+    chat.close()
