@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext
+from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -39,3 +39,17 @@ def new_context(
     if init_script:
         context.add_init_script(init_script)
     return context
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page, one readable entry each."""
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [
+        f"{v['impact']}: {v['id']}: {v['help']} ({v['helpUrl']})\n"
+        + "\n".join(f"    {n['target']}: {n.get('failureSummary', '')}" for n in v["nodes"])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]

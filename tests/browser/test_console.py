@@ -20,12 +20,13 @@ from sqlalchemy import select
 
 from bot.cases.models import Task
 from bot.handoff.models import CannedReply, Coordinator, Handoff
-from tests.browser.browsers import AXE, new_context
+from tests.browser.browsers import new_context, serious_violations
 from tests.handoff.conftest import (
     PASSWORD,
     conversation_of,
     coordinator,
     everyone_off_duty,
+    greeted,
 )
 from tests.harness import LiveGateway, fresh_number, wait_until
 
@@ -110,19 +111,6 @@ def queue_row(page: Page, conversation_id: int) -> Any:
 
 def csp_violations(page: Page) -> list[str]:
     return list(page.evaluate("window.__csp || []"))
-
-
-def serious_violations(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{v['impact']}: {v['id']}: {v['help']} ({v['helpUrl']})\n"
-        + "\n".join(f"    {n['target']}: {n.get('failureSummary', '')}" for n in v["nodes"])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def assert_accessible(page: Page, where: str) -> None:
@@ -300,10 +288,7 @@ def test_tasks_take_over_and_transfer_from_the_page(page: Page, live_gateway: Li
         session.add(task)
         session.flush()
         task_id = task.id
-    number = fresh_number()
-    live.sms(number, "hello")
-    wait_until(lambda: live.twilio.to(number), 1, timeout=90)
-    conversation = conversation_of(live, "sms", number)
+    _, conversation = greeted(live)
 
     sign_in(page, live, sam)
     item = page.locator(f'#task-list li[data-task-id="{task_id}"]')

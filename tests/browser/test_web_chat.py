@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.browsers import AXE, new_context
+from tests.browser.browsers import new_context, serious_violations
 
 pytestmark = pytest.mark.browser
 
@@ -110,19 +110,6 @@ def assert_exited(page: Page, gateway: Any, exit_url: str) -> None:
     assert not page.url.startswith(chat_url(gateway))
     page.go_forward()
     assert page.url == exit_url
-
-
-def serious_violations(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{v['impact']}: {v['id']}: {v['help']} ({v['helpUrl']})\n"
-        + "\n".join(f"    {n['target']}: {n.get('failureSummary', '')}" for n in v["nodes"])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 # ------------------------------------------------------------------ tests

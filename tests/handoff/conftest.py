@@ -11,7 +11,7 @@ from sqlalchemy import select
 from bot.handoff.accounts import add_coordinator, ensure_canned_replies
 from bot.handoff.models import Coordinator, Handoff
 from bot.models import Contact, Conversation
-from tests.harness import LiveGateway
+from tests.harness import LiveGateway, fresh_number, wait_until
 
 PASSWORD = "correct horse battery staple"
 _names = itertools.count(1)
@@ -54,6 +54,14 @@ def everyone_off_duty(live: LiveGateway) -> None:
     with live.db() as session, session.begin():
         for c in session.scalars(select(Coordinator)):
             c.on_duty = False
+
+
+def greeted(live: LiveGateway) -> tuple[str, Conversation]:
+    """A new person who has said hello by SMS (and been answered): number, conversation."""
+    number = fresh_number()
+    live.sms(number, "hello")
+    wait_until(lambda: live.twilio.to(number), 1, timeout=90)
+    return number, conversation_of(live, "sms", number)
 
 
 def conversation_of(live: LiveGateway, channel: str, address: str) -> Conversation:

@@ -31,6 +31,7 @@ from tests.handoff.conftest import (
     conversation_of,
     coordinator,
     everyone_off_duty,
+    greeted,
 )
 from tests.harness import LiveGateway, fresh_number, fresh_reference, wait_until
 
@@ -602,10 +603,7 @@ def test_the_packet_page_shows_the_verified_case_and_audits_viewing_it(
     live = live_gateway
     everyone_off_duty(live)
     sam = coordinator(live)
-    number = fresh_number()
-    live.sms(number, "hello")
-    wait_until(lambda: live.twilio.to(number), 1, timeout=90)
-    conversation = conversation_of(live, "sms", number)
+    _, conversation = greeted(live)
     reference = fresh_reference()
     with live.db() as session, session.begin():
         case = Case(reference=reference, agency="met", crime_type="burglary", stage="charged")
@@ -673,10 +671,7 @@ def test_a_coordinator_takes_over_from_the_assistant_and_hands_back(
     live = live_gateway
     everyone_off_duty(live)
     sam = coordinator(live)
-    number = fresh_number()
-    live.sms(number, "hello")
-    wait_until(lambda: live.twilio.to(number), 1, timeout=90)
-    conversation = conversation_of(live, "sms", number)
+    number, conversation = greeted(live)
     console = Console.signed_in(live, sam)
 
     taken = console.post(f"/console/api/conversations/{conversation.id}/take-over")
