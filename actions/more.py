@@ -1,4 +1,4 @@
-"""MORE: the next part of the last answer."""
+"""MORE: the next part of the last answer, or the next services after a services search."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import content
+from actions.support import MORE_KEY as SERVICES
+from actions.support import more_services
 
 
 class ActionMore(Action):
@@ -19,6 +21,8 @@ class ActionMore(Action):
     ) -> list[dict[str, Any]]:
         key = tracker.get_slot("more_key")
         index = tracker.get_slot("more_index")
+        if key == SERVICES:
+            return more_services(dispatcher, tracker)
         if not key or index is None or key not in content.catalogue():
             dispatcher.utter_message(response="utter_more_none")
             return []

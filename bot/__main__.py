@@ -6,6 +6,7 @@
 - `chat --url URL`: a terminal chat with a gateway that is already running.
 - Case progress: `seed-demo`, `agency-key`, `import-events`, `watchdog`, `report`
   (see docs/cases.md). Handoff: `coordinator add|set|duty|list` (docs/handoff.md).
+- Signposting: `services import|stale|list` (docs/signposting.md).
 
 With WAYMARK_DEMO=true (`make run` sets it), `run` and `serve` add the demo cases
 first and write one-time codes to the log.
@@ -25,6 +26,7 @@ from bot.chat import GatewayChat, repl
 from bot.config import Settings, get_settings
 from bot.handoff import accounts
 from bot.main import create_app
+from bot.services import directory
 from bot.server import serve
 from bot.stack import StackError, running_stack
 
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     importer.register(sub)
     watchdog.register(sub)
     accounts.register(sub)
+    directory.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

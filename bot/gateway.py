@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
+SIGNPOST_MARKERS = frozenset({"services", "needs", "referral"})  # see bot/services/desk.py
 SAFETY_HANDOFF = {"emergency": "emergency", "self_harm_risk": "self_harm"}  # the reasons
 DELIVERY_ATTEMPTS = 3
 STORE_EVERY = 0.05  # seconds: how often `notify_many` stores the messages back so far
@@ -203,9 +204,11 @@ class Gateway:
         # The desks render Replies: import them late.
         from bot.cases.desk import CaseDesk
         from bot.handoff.desk import HandoffDesk
+        from bot.services.desk import SignpostDesk
 
         self.desk = CaseDesk(self)
         self.handoffs = HandoffDesk(self)
+        self.signposts = SignpostDesk(self)
 
     # -- identity -----------------------------------------------------------------
 
@@ -384,6 +387,7 @@ class Gateway:
         """Pick up messages left pending by a previous run."""
         self._stopping = False
         await self.desk.load()
+        await self.signposts.load()
         async with self.sessions() as session:
             pending = await session.scalars(
                 select(Inbound.conversation_id)
@@ -528,6 +532,7 @@ class Gateway:
         metadata: dict[str, Any] = {"channel": inbound.channel}
         metadata.update({k: v for k, v in meta.items() if k not in {"held", "start_param"}})
         metadata["case"] = await self.desk.flags(conversation)
+        metadata["needs"] = await self.signposts.flags(conversation.id)
         if intent:
             metadata["safety_reply_sent"] = True
         try:
@@ -552,6 +557,8 @@ class Gateway:
             if isinstance(reply, dict):
                 if "handoff" in reply or "feedback" in reply:
                     await self.handoffs.on_marker(out, conversation.id, reply, text)
+                elif SIGNPOST_MARKERS.intersection(reply):
+                    await self.signposts.on_marker(out, conversation.id, reply)
                 else:
                     await self.desk.on_marker(out, conversation.id, reply)
                 buttons = list(out.offered) or buttons

@@ -32,6 +32,8 @@ from bot.handoff import console
 from bot.handoff import sms as coordinator_sms
 from bot.handoff import telegram as coordinator_telegram
 from bot.rasa_client import RasaClient
+from bot.services import api as services_api
+from bot.services import console as services_console
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ def create_app(
     app.include_router(telegram.router)
     app.include_router(cases_api.router)
     app.include_router(console.router)
+    app.include_router(services_api.router)
+    app.include_router(services_console.router)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

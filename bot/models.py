@@ -96,6 +96,10 @@ class Conversation(Base):
     feedback_offered_at: Mapped[datetime | None]
     # When the person was last told their message waits for a coordinator.
     waiting_told_at: Mapped[datetime | None]
+    # Signposting: the service ids last shown (what "REFER" chooses from), and the
+    # referral the person was just asked to agree to, with what it would share.
+    services_shown: Mapped[list[str] | None] = mapped_column(JSON)
+    referral_offer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

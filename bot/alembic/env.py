@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import bot.cases.models
-import bot.handoff.models  # noqa: F401  (and the handoff tables)
+import bot.handoff.models
+import bot.services.models  # noqa: F401  (and the handoff and signposting tables)
 from bot.models import Base
 
 config = context.config

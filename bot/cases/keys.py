@@ -7,6 +7,8 @@ is revoked and replaced, never recovered. Scopes limit what a key can do:
 - events:write  post case events
 - cases:read    read a case's status
 - reports:read  the service-wide compliance report
+- directory:read   read the support services directory and its staleness report
+- directory:write  add, correct and retire directory entries
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from sqlalchemy.orm import Session
 from bot.cases.credentials import api_key_digest, new_api_key
 from bot.cases.models import AgencyKey
 
-SCOPES = ("cases:write", "events:write", "cases:read", "reports:read")
+SCOPES = (
+    "cases:write",
+    "events:write",
+    "cases:read",
+    "reports:read",
+    "directory:read",
+    "directory:write",
+)
 
 
 def create_key(session: Session, agency: str, name: str, scopes: Iterable[str]) -> str:

@@ -15,12 +15,13 @@ import logging
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import select
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
 from telegram.constants import ChatType, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.request import BaseRequest
 
+from bot.channels.phones import phone_spans
 from bot.config import Settings
 from bot.deps import GatewayDep
 from bot.gateway import MAX_TEXT, DeliveryError, Gateway, IncomingMessage, Rendered, Reply
@@ -77,10 +78,27 @@ class TelegramSender:
                     for i, b in enumerate(message.buttons)
                 ]
             )
+        # Phone numbers marked as such, so every client makes them tappable.
+        entities = [
+            MessageEntity(MessageEntity.PHONE_NUMBER, offset, length)
+            for offset, length, _digits in phone_spans(message.text)
+        ]
         try:
-            sent = await self.application.bot.send_message(
-                chat_id=int(address), text=message.text, reply_markup=markup
-            )
+            try:
+                sent = await self.application.bot.send_message(
+                    chat_id=int(address),
+                    text=message.text,
+                    reply_markup=markup,
+                    entities=entities or None,
+                )
+            except BadRequest:
+                if not entities:
+                    raise
+                # The message matters more than the links: send it plain.
+                logger.warning("Telegram refused phone links; message %s sent plain", outbound_id)
+                sent = await self.application.bot.send_message(
+                    chat_id=int(address), text=message.text, reply_markup=markup
+                )
         except Forbidden as error:  # the person blocked the bot
             raise DeliveryError(
                 "blocked", code="forbidden", retryable=False, opted_out=True

@@ -22,6 +22,8 @@ ACTIONS = frozenset(
         "view_audit",
         "view_tasks",
         "task_done",
+        "view_referral",
+        "referral_status",
         "claim",
         "reply",
         "note",

@@ -43,6 +43,7 @@ from bot.handoff.desk import HandoffDesk
 from bot.handoff.errors import HandoffError
 from bot.handoff.models import OUTCOMES, AuditEntry, CannedReply, Handoff
 from bot.handoff.packets import Packet, QueueItem
+from bot.services.models import Referral
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates" / "console"
 LONDON = ZoneInfo("Europe/London")
@@ -86,6 +87,7 @@ TASK_TEXT = {
     "urgent_event": "Urgent case event",
     "no_safe_route": "No safe way to contact",
     "callback_request": "Call back",
+    "referral": "Referral to a service",
 }
 ACTION_TEXT = {
     "sign_in": "Signed in",
@@ -340,8 +342,9 @@ async def _tasks(request: Request) -> list[dict[str, Any]]:
     async with _gateway(request).sessions() as session:
         rows = (
             await session.execute(
-                select(Task, Case.reference)
+                select(Task, Case.reference, Referral.id)
                 .outerjoin(Case, Case.id == Task.case_id)
+                .outerjoin(Referral, Referral.task_id == Task.id)
                 .where(Task.state == TaskState.OPEN)
                 .order_by(Task.priority, Task.due_at.asc().nulls_last(), Task.id)
                 .limit(200)
@@ -358,8 +361,9 @@ async def _tasks(request: Request) -> list[dict[str, Any]]:
             "conversation_id": task.conversation_id,
             "due_at": _iso(task.due_at),
             "due_text": when(task.due_at),
+            "referral_id": referral_id,
         }
-        for task, reference in rows
+        for task, reference, referral_id in rows
     ]
 
 

@@ -1,4 +1,7 @@
-"""Actions that send content: stages, topics, reporting, support, safety, MORE, fallback."""
+"""Actions that send content: stages, topics, reporting, safety, MORE, fallback.
+
+Support services are found by the gateway: see tests/actions/test_support_actions.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from actions.not_yet import ActionForgetMe, ActionUpdatePreferences
 from actions.reporting import ActionExplainReportingOptions, reporting_key
 from actions.safety_replies import ActionSafetyReply
 from actions.stages import ActionExplainStage
-from actions.support import ActionSupportServices, support_key
 from actions.topics import TOPICS, ActionAnswerTopic, topic_key
 from bot.cases import vocabulary
 from tests.factories import domain, run, tracker, user_event
@@ -22,7 +24,8 @@ STAGES = list(vocabulary.STAGES)  # the case store's stages are the domain's cjs
 def test_the_case_store_uses_the_domains_stages_and_crime_types() -> None:
     slots = domain()["slots"]
     assert list(vocabulary.STAGES) == slots["cjs_stage"]["values"]
-    assert [c for c in vocabulary.CRIME_TYPES if c != "other"] == slots["crime_type"]["values"]
+    # The slot also takes `any` (the person would rather not say).
+    assert [*vocabulary.CRIME_TYPES, "any"] == slots["crime_type"]["values"]
 
 
 def texts(messages: list[dict]) -> list[str]:
@@ -119,18 +122,22 @@ def test_every_topic_key_exists() -> None:
 @pytest.mark.parametrize(
     ("text", "crime_type", "key"),
     [
+        ("how do i report it", None, "report.overview"),
         ("can i report without giving my name", None, "report.anonymous"),
-        ("it happened years ago can i still report", None, "report.years_ago"),
-        ("im deaf how do i contact the police", None, "report.deaf_access"),
+        ("it happened years ago, can i still report", "sexual_violence", "report.years_ago"),
+        ("can i report it for my friend", None, "report.through_someone"),
+        ("im deaf, how do i report", None, "report.deaf_access"),
         ("how do i report it", "hate_crime", "report.hate_crime"),
         ("how do i report it", "fraud", "report.fraud"),
         ("how do i report it", "cyber_crime", "report.fraud"),
         ("how do i report it", "sexual_violence", "report.sexual_violence"),
+        ("how do i report it", "domestic_abuse", "report.domestic_abuse"),
         ("how do i report it", "burglary", "report.overview"),
-        ("can i report it for my friend", None, "report.through_someone"),
+        ("how do i report it", "other", "report.overview"),
+        ("how do i report it", "any", "report.overview"),
     ],
 )
-def test_reporting_options_fit_the_question_and_crime(
+def test_reporting_options_by_what_was_asked_then_crime_type(
     text: str, crime_type: str | None, key: str
 ) -> None:
     assert reporting_key(text, crime_type) == key
@@ -145,24 +152,6 @@ def test_reporting_never_asks_for_a_name() -> None:
     for key, entry in content.catalogue().items():
         if key.startswith("report."):
             assert "your name?" not in " ".join(entry.parts).lower()
-
-
-@pytest.mark.parametrize(
-    ("text", "crime_type", "key"),
-    [
-        ("who can help me", None, "support.general"),
-        ("who can help me", "domestic_abuse", "support.domestic_abuse"),
-        ("who can help me", "harassment", "support.stalking"),
-        ("is there support for my daughter", "assault", "support.children"),
-    ],
-)
-def test_support_services_by_crime_type(text: str, crime_type: str | None, key: str) -> None:
-    assert support_key(text, crime_type) == key
-    messages, _ = run(
-        ActionSupportServices(),
-        tracker("ask_support_services", text, slots={"crime_type": crime_type}),
-    )
-    assert texts(messages)[0].startswith(content.item(key).parts[0])
 
 
 @pytest.mark.parametrize(

@@ -314,3 +314,14 @@ def test_nothing_is_kept_in_browser_storage(page: Page, live_gateway: Any) -> No
     assert local == 0 and session == 0
     assert session_id not in cookie
     assert all(session_id not in c["value"] for c in page.context.cookies())
+
+
+def test_phone_numbers_in_replies_are_tel_links(page: Page, live_gateway: Any) -> None:
+    open_chat(page, live_gateway)
+    page.locator("#message").focus()
+    send(page, "he is outside with a knife, I'm scared")
+    link = page.locator('#transcript .message--bot a[href="tel:999"]').first
+    expect(link).to_be_visible()
+    expect(link).to_have_text("999")
+    # What the person typed stays plain text, numbers and all.
+    expect(page.locator("#transcript .message--user a")).to_have_count(0)

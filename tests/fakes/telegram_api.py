@@ -26,6 +26,9 @@ class RecordingRequest(BaseRequest):
         self.updates: list[dict[str, Any]] = []
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
+        # Answer sendMessage calls that carry entities with a 400, as Telegram would if it
+        # refused them.
+        self.refuse_entities = False
 
     async def initialize(self) -> None:
         pass
@@ -57,6 +60,9 @@ class RecordingRequest(BaseRequest):
             return 200, json.dumps({"ok": True, "result": handed}).encode()
         with self._lock:
             self.calls.append((endpoint, params))
+        if endpoint == "sendMessage" and self.refuse_entities and "entities" in params:
+            refused = {"ok": False, "error_code": 400, "description": "Bad Request: can't parse"}
+            return 400, json.dumps(refused).encode()
         if endpoint == "getMe":
             result: Any = BOT_USER
         elif endpoint == "sendMessage":

@@ -144,6 +144,28 @@
     return p;
   }
 
+  // The same numbers as bot/channels/phones.py: tappable on a phone, plain text in the DOM.
+  var PHONE = /(^|[^\w+\/:£.,-])(18001 0\d{2,4}(?: \d{2,4}){1,3}|0\d{2,4}(?: \d{2,4}){1,3}|0\d{9,10}|116 \d{3}|999|101|111|85258)(?![\w\/:£-])/g;
+
+  function botText(value) {
+    var p = document.createElement("p");
+    p.className = "message__text";
+    var last = 0;
+    var match;
+    PHONE.lastIndex = 0;
+    while ((match = PHONE.exec(value)) !== null) {
+      var start = match.index + match[1].length;
+      p.appendChild(document.createTextNode(value.slice(last, start)));
+      var link = document.createElement("a");
+      link.href = "tel:" + match[2].replace(/ /g, "");
+      link.textContent = match[2];
+      p.appendChild(link);
+      last = start + match[2].length;
+    }
+    p.appendChild(document.createTextNode(value.slice(last)));
+    return p;
+  }
+
   function scrollToComposer() {
     var smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     form.scrollIntoView({ block: "end", behavior: smooth ? "smooth" : "auto" });
@@ -166,7 +188,7 @@
     el.className = "message message--bot";
     el.setAttribute("data-id", String(message.id));
     el.appendChild(who("Waymark"));
-    el.appendChild(text(message.text || ""));
+    el.appendChild(botText(message.text || ""));
     var buttons = message.buttons || [];
     if (buttons.length) {
       var choices = document.createElement("div");

@@ -351,6 +351,14 @@
       if (task.conversation_id) { meta += ". Conversation " + task.conversation_id; }
       if (task.due_text) { meta += ". Due " + task.due_text; }
       li.appendChild(el("p", "hint task__meta", meta + "."));
+      if (task.referral_id) {
+        var link = el("a", "task__link", "Open the referral");
+        link.href = "/console/referrals/" + encodeURIComponent(String(Number(task.referral_id)));
+        link.appendChild(hiddenText(" #" + String(Number(task.referral_id))));
+        var p = el("p", "task__detail");
+        p.appendChild(link);
+        li.appendChild(p);
+      }
       var done = el("button", "button button--secondary button--small", "Mark as done");
       done.type = "button";
       done.setAttribute("data-done", id);
