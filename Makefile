@@ -95,6 +95,7 @@ test: setup lint validate train browser test-stories test-py
 bench: setup train
 	@$(APP_PY) bench/nlu.py
 	@$(APP_PY) bench/safety.py
+	@$(APP_PY) bench/services.py
 
 clean:
 	rm -rf models var/log .pytest_cache

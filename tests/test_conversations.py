@@ -135,3 +135,138 @@ def test_anonymous_reporting_never_asks_for_a_name(rasa_stack: RasaStack) -> Non
     reply = " ".join(texts(rasa_stack.say(new_sender(), "can i report it without giving my name")))
     assert reply.startswith(content.item("report.anonymous").parts[0])
     assert "name?" not in reply
+
+
+# -- signposting: the actions send markers; the gateway finds services and makes referrals --
+
+LEWISHAM = "is there anyone who can help me, I'm in Lewisham and my ex keeps turning up"
+NOT_STORED = {"channel": "sms", "needs": {"stored": False}}
+
+
+def markers(messages: list[dict]) -> list[dict]:
+    return [m["custom"]["waymark"] for m in messages if m.get("custom")]
+
+
+def test_the_issues_sentence_asks_nothing_and_asks_for_the_services(
+    rasa_stack: RasaStack,
+) -> None:
+    reply = rasa_stack.say(new_sender(), LEWISHAM, metadata=NOT_STORED)
+    assert not [m for m in reply if m.get("text")]
+    assert markers(reply) == [
+        {
+            "services": {
+                "crime_types": ["domestic_abuse", "stalking"],
+                "location": "Lewisham",
+                "postcode": None,
+                "place": None,
+                "age_group": None,
+                "gender": None,
+                "lgbt": False,
+                "language": None,
+                "offset": 0,
+            }
+        }
+    ]
+
+
+def test_the_services_questions_keep_only_the_postcode_district(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    asked = rasa_stack.say(sender, "who can support me")
+    assert len(asked[-1]["buttons"]) == 7
+    asked = rasa_stack.say(sender, '/inform{"crime_type": "domestic_abuse"}')
+    assert "borough" in asked[-1]["text"]
+    reply = rasa_stack.say(sender, "E8 1AB")
+    (found,) = markers(reply)
+    assert found["services"]["postcode"] == "E8"
+    assert found["services"]["crime_types"] == ["domestic_abuse"]
+    slots = rasa_stack.tracker(sender)["slots"]
+    assert slots["postcode"] == "E8" and "1AB" not in str(slots)
+    assert (slots["more_key"], slots["more_index"]) == ("services", 3.0)
+    (more,) = markers(rasa_stack.say(sender, "MORE"))
+    assert more["services"]["offset"] == 3
+
+
+def test_skipping_both_questions_still_asks_for_services(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    rasa_stack.say(sender, "who can support me")
+    rasa_stack.say(sender, "rather not say")
+    (found,) = markers(rasa_stack.say(sender, "skip"))
+    assert found["services"]["crime_types"] == []
+    assert found["services"]["location"] is None
+
+
+def test_emergency_in_the_services_questions_gets_999_first(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    rasa_stack.say(sender, "who can support me")
+    first = texts(rasa_stack.say(sender, "my ex is outside my door now"))[0]
+    assert first.startswith(DANGER_FIRST)
+    assert not (rasa_stack.tracker(sender).get("active_loop") or {}).get("name")
+
+
+def test_asking_for_a_person_in_the_services_questions(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    rasa_stack.say(sender, "who can support me")
+    reply = rasa_stack.say(sender, "/request_human")
+    assert markers(reply) == [{"handoff": {"reason": "request_human"}}]
+    assert not (rasa_stack.tracker(sender).get("active_loop") or {}).get("name")
+
+
+def test_a_referral_asks_the_needs_first_then_for_consent(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    reply = rasa_stack.say(
+        sender, '/request_referral{"service_id": "victim-support"}', metadata=NOT_STORED
+    )
+    assert texts(reply)[-1] == "Are you safe right now?"
+    rasa_stack.say(sender, "yes", metadata=NOT_STORED)
+    rasa_stack.say(sender, "an interpreter", metadata=NOT_STORED)
+    asked = rasa_stack.say(sender, "polish", metadata=NOT_STORED)  # the language question
+    assert "disability" in texts(asked)[-1]
+    rasa_stack.say(sender, "skip", metadata=NOT_STORED)
+    rasa_stack.say(sender, "my two kids", metadata=NOT_STORED)
+    rasa_stack.say(sender, "text me", metadata=NOT_STORED)
+    reply = rasa_stack.say(sender, "evenings", metadata=NOT_STORED)
+    assert markers(reply) == [
+        {
+            "needs": {
+                "safe_now": "yes",
+                "communication": "interpreter",
+                "language": "Polish",
+                "disability": "skip",
+                "others": "children",
+                "contact": "text",
+                "safe_times": "evening",
+            }
+        },
+        {"referral": {"offer": "victim-support"}},
+    ]
+    reply = rasa_stack.say(sender, "/affirm", metadata={"needs": {"stored": True}})
+    assert markers(reply) == [{"referral": {"consent": "victim-support", "reason": None}}]
+    slots = rasa_stack.tracker(sender)["slots"]
+    assert slots["needs_contact"] is None and slots["referral_service"] is None
+
+
+def test_a_referral_with_needs_stored_and_refused(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    stored = {"needs": {"stored": True}}
+    rasa_stack.say(sender, LEWISHAM, metadata=stored)
+    assert markers(rasa_stack.say(sender, "REFER", metadata=stored)) == [
+        {"referral": {"choose": True}}
+    ]
+    reply = rasa_stack.say(
+        sender, '/request_referral{"service_id": "national-stalking-helpline"}', metadata=stored
+    )
+    assert markers(reply) == [{"referral": {"offer": "national-stalking-helpline"}}]
+    assert markers(rasa_stack.say(sender, "/deny", metadata=stored)) == [
+        {"referral": {"refused": "national-stalking-helpline"}}
+    ]
+    reply = rasa_stack.say(sender, "cancel my referral please", metadata=stored)
+    assert markers(reply) == [{"referral": {"withdraw": True}}]
+
+
+def test_not_safe_now_sends_only_that(rasa_stack: RasaStack) -> None:
+    sender = new_sender()
+    asked = rasa_stack.say(sender, "I want to tell you what support I need")
+    assert texts(asked)[-1] == "Are you safe right now?"
+    reply = rasa_stack.say(sender, "no")
+    assert reply == [{**reply[0], "custom": {"waymark": {"needs": {"safe_now": "no"}}}}]
+    assert not reply[0].get("text")

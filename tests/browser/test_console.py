@@ -404,3 +404,34 @@ def test_no_serious_accessibility_problems_on_the_console(
         expect(page.locator("#state-text")).to_contain_text("Closed.")
     finally:
         context.close()
+
+
+def test_a_referral_task_opens_its_printable_page_and_records_each_step(
+    chromium: Browser, live_gateway: LiveGateway
+) -> None:
+    from tests.signposting.test_referrals import NEEDS, Person, referable
+
+    live = live_gateway
+    person = Person(live)
+    person.marker({"needs": NEEDS})
+    made = person.offer_and_agree(referable(live))
+    context = console_context(chromium, live.url, bypass_csp=True)
+    try:
+        page = context.new_page()
+        sign_in(page, live, coordinator(live))
+        task = page.locator(f'#task-list [data-task-id="{made.task_id}"]')
+        expect(task).to_contain_text("Referral to a service", timeout=LIVE_TIMEOUT_MS)
+        task.get_by_role("link", name=re.compile("Open the referral")).click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(f"Referral #{made.id}")
+        expect(page.locator("#referral-shared")).to_contain_text("Polish interpreter")
+        expect(page.locator("#referral-shared")).to_contain_text(person.address)
+        assert_accessible(page, "a referral")
+        for step in ("sent", "accepted", "contacted"):
+            page.get_by_role("button", name=f"Mark as {step}").click()
+            expect(page.locator(".notification")).to_be_visible()
+        expect(page.locator("#referral-status")).to_contain_text("has contacted the person")
+        expect(page.get_by_role("button", name=re.compile("Mark as"))).to_have_count(0)
+        expect(page.locator("#referral-history li")).to_have_count(4)
+        assert_accessible(page, "a closed referral")
+    finally:
+        context.close()
