@@ -21,6 +21,7 @@ people safe and never trap them:
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -89,8 +90,18 @@ def _last_user_index(events: list[dict[str, Any]]) -> int:
 
 
 def activating(tracker: Tracker, form: str) -> bool:
-    """True when the form is starting (it is not the active loop yet)."""
-    return (tracker.active_loop or {}).get("name") != form
+    """True when the form is starting.
+
+    Rasa marks the form active before it asks the validation action at the start, so
+    starting shows as the form's `active_loop` event after the person's message.
+    """
+    if (tracker.active_loop or {}).get("name") != form:
+        return True
+    events = tracker.events
+    return any(
+        event.get("event") == "active_loop" and event.get("name") == form
+        for event in events[_last_user_index(events) + 1 :]
+    )
 
 
 def fresh_turn(tracker: Tracker, form: str) -> bool:
@@ -124,7 +135,7 @@ def times_asked(tracker: Tracker, slot: str) -> int:
     return count
 
 
-class FormSteps(Action):
+class FormSteps(Action, ABC):
     """The validation action of a form that asks one question at a time.
 
     Subclasses say which questions are still needed, how to read an answer, and what
@@ -140,19 +151,21 @@ class FormSteps(Action):
 
     # -- what subclasses provide -------------------------------------------------
 
-    def next_question(self, slots: dict[str, Any], tracker: Tracker) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def next_question(self, slots: dict[str, Any], tracker: Tracker) -> str | None: ...
 
+    @abstractmethod
     def read_answer(self, slot: str, tracker: Tracker) -> dict[str, Any] | None:
         """The slots this message fills when `slot` was asked; None if it doesn't answer."""
-        raise NotImplementedError
+        ...
 
-    def skipped(self, slot: str) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def skipped(self, slot: str) -> dict[str, Any]: ...
 
+    @abstractmethod
     def not_understood(self, slot: str, tracker: Tracker) -> str:
         """The response that says, kindly, that the reply couldn't be read."""
-        raise NotImplementedError
+        ...
 
     def on_start(self, tracker: Tracker) -> dict[str, Any]:
         return {}
@@ -194,7 +207,9 @@ class FormSteps(Action):
             if latest_intent(tracker) in SAFETY_INTENTS:
                 return [ActionExecutionRejected(self.form)]
             if wants_to_cancel(text):
-                values.update(self.on_cancel(tracker))
+                # The asked slot is set (to what it was) so Rasa sees an answer, not a
+                # message for the rules, and ends the questions.
+                values = {asked: tracker.get_slot(asked), **self.on_cancel(tracker)}
                 return [*(SlotSet(k, v) for k, v in values.items()), SlotSet(REQUESTED_SLOT, None)]
             answer = self.read_answer(asked, tracker)
             if self.moved_on(tracker, text, answer is not None):

@@ -265,5 +265,5 @@ class ActionStoreNeeds(Action):
             dispatcher.utter_message(response="utter_form_stopped")  # cancelled before any answer
         service = tracker.get_slot("referral_service")
         if service:
-            return [*events, *offer_events(dispatcher, service)]
+            return [*events, *offer_events(dispatcher, tracker, service)]
         return [*events, *referral_cleared()]

@@ -47,9 +47,14 @@ def referral_cleared() -> list[EventType]:
     return [SlotSet("referral_service", None), SlotSet("referral_step", None)]
 
 
-def offer_events(dispatcher: CollectingDispatcher, service: str) -> list[EventType]:
-    """Ask the gateway to ask for consent to refer to `service`."""
-    dispatcher.utter_message(json_message=referral_marker(offer=service))
+def offer_events(
+    dispatcher: CollectingDispatcher, tracker: Tracker, service: str
+) -> list[EventType]:
+    """Ask the gateway to ask for consent to refer to `service`; the reason goes with it,
+    so the consent message says why in the person's own terms."""
+    dispatcher.utter_message(
+        json_message=referral_marker(offer=service, reason=referral_reason(tracker))
+    )
     return [SlotSet("referral_service", service), SlotSet("referral_step", "offer")]
 
 
@@ -74,11 +79,13 @@ class ActionRequestReferral(Action):
         pending = tracker.get_slot("referral_service")
         if service is None:
             if pending and tracker.get_slot("referral_step") == "offer":
-                return offer_events(dispatcher, pending)  # asked again: ask for consent again
+                return offer_events(
+                    dispatcher, tracker, pending
+                )  # asked again: ask for consent again
             dispatcher.utter_message(json_message=referral_marker(choose=True))
             return [SlotSet("referral_service", None), SlotSet("referral_step", "choose")]
         if needs_stored(tracker):
-            return offer_events(dispatcher, service)
+            return offer_events(dispatcher, tracker, service)
         # The needs questions first (the rules start needs_form); the offer follows.
         dispatcher.utter_message(response="utter_needs_before_referral")
         return [SlotSet("referral_service", service), SlotSet("referral_step", "needs")]

@@ -237,7 +237,7 @@ def test_a_referral_asks_the_needs_first_then_for_consent(rasa_stack: RasaStack)
                 "safe_times": "evening",
             }
         },
-        {"referral": {"offer": "victim-support"}},
+        {"referral": {"offer": "victim-support", "reason": None}},
     ]
     reply = rasa_stack.say(sender, "/affirm", metadata={"needs": {"stored": True}})
     assert markers(reply) == [{"referral": {"consent": "victim-support", "reason": None}}]
@@ -255,7 +255,9 @@ def test_a_referral_with_needs_stored_and_refused(rasa_stack: RasaStack) -> None
     reply = rasa_stack.say(
         sender, '/request_referral{"service_id": "national-stalking-helpline"}', metadata=stored
     )
-    assert markers(reply) == [{"referral": {"offer": "national-stalking-helpline"}}]
+    assert markers(reply) == [
+        {"referral": {"offer": "national-stalking-helpline", "reason": "domestic_abuse"}}
+    ]
     assert markers(rasa_stack.say(sender, "/deny", metadata=stored)) == [
         {"referral": {"refused": "national-stalking-helpline"}}
     ]

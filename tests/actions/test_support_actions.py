@@ -457,7 +457,11 @@ def test_danger_a_person_or_another_topic_is_left_to_the_rules(
 
 def test_cancel_ends_the_questions() -> None:
     _, events = run(ValidateSupportForm(), support_turn("deny", "cancel", "crime_type"))
-    assert slots_set(events) == {"support_stopped": True, "requested_slot": None}
+    assert slots_set(events) == {
+        "crime_type": None,
+        "support_stopped": True,
+        "requested_slot": None,
+    }
 
 
 def test_coming_back_after_another_answer_reads_nothing_from_that_message() -> None:
@@ -498,6 +502,21 @@ def test_the_needs_questions_start_afresh_with_are_you_safe() -> None:
     _, events = run(ValidateNeedsForm(), t)
     set_ = slots_set(events)
     assert all(set_[slot] is None for slot in NEEDS)
+    assert set_["requested_slot"] == "needs_safe_now"
+
+
+def test_starting_is_seen_the_way_rasa_starts_a_form() -> None:
+    # Rasa marks the form active before asking its validation action at the start.
+    t = tracker(
+        "tell_needs",
+        "I need an interpreter",
+        slots={"needs_contact": "call"},
+        active_loop="needs_form",
+    )
+    t.events.append({"event": "active_loop", "name": "needs_form"})
+    _, events = run(ValidateNeedsForm(), t)
+    set_ = slots_set(events)
+    assert set_["needs_contact"] is None and set_["needs_communication"] == "interpreter"
     assert set_["requested_slot"] == "needs_safe_now"
 
 
@@ -607,7 +626,7 @@ def test_call_me_answers_the_contact_question_rather_than_asking_for_a_person() 
 def test_cancel_ends_the_needs_questions_keeping_what_was_given() -> None:
     t = needs_turn("deny", "cancel", "needs_disability", slots={"needs_safe_now": "yes"})
     _, events = run(ValidateNeedsForm(), t)
-    assert slots_set(events) == {"requested_slot": None}
+    assert slots_set(events) == {"needs_disability": None, "requested_slot": None}
 
 
 def test_an_emergency_in_the_needs_questions_is_left_to_the_safety_rules() -> None:
@@ -670,7 +689,7 @@ def test_after_the_needs_a_referral_goes_on_to_the_consent_question() -> None:
     messages, events = run(ActionStoreNeeds(), t)
     only_markers(messages)
     assert [list(m) for m in markers(messages)] == [["needs"], ["referral"]]
-    assert markers(messages)[1] == {"referral": {"offer": "victim-support"}}
+    assert markers(messages)[1] == {"referral": {"offer": "victim-support", "reason": None}}
     assert slots_set(events)["referral_step"] == "offer"
 
 
@@ -698,7 +717,7 @@ def test_cancelled_before_any_answer_stores_nothing() -> None:
 
     t = tracker("deny", "cancel", slots={"referral_service": "victim-support"})
     messages, _ = run(ActionStoreNeeds(), t)
-    assert markers(messages) == [{"referral": {"offer": "victim-support"}}]
+    assert markers(messages) == [{"referral": {"offer": "victim-support", "reason": None}}]
 
 
 # -- referrals ---------------------------------------------------------------------------
@@ -728,7 +747,7 @@ def test_a_service_id_that_is_not_one_is_ignored() -> None:
 def test_a_service_chosen_with_the_needs_stored_gets_the_consent_question() -> None:
     messages, events = run(ActionRequestReferral(), referral_request("victim-support", stored=True))
     only_markers(messages)
-    assert markers(messages) == [{"referral": {"offer": "victim-support"}}]
+    assert markers(messages) == [{"referral": {"offer": "victim-support", "reason": None}}]
     assert slots_set(events) == {"referral_service": "victim-support", "referral_step": "offer"}
 
 
@@ -745,7 +764,7 @@ def test_a_service_chosen_without_needs_stored_asks_the_needs_first(stored: bool
 def test_refer_again_while_asked_for_consent_asks_again() -> None:
     t = referral_request(slots={"referral_service": "victim-support", "referral_step": "offer"})
     messages, _ = run(ActionRequestReferral(), t)
-    assert markers(messages) == [{"referral": {"offer": "victim-support"}}]
+    assert markers(messages) == [{"referral": {"offer": "victim-support", "reason": None}}]
 
 
 def test_yes_makes_the_referral_with_the_first_crime_type_as_reason() -> None:

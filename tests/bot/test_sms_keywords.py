@@ -121,3 +121,28 @@ def test_yes_is_opt_in_but_ambiguous() -> None:
 )
 def test_is_ambiguous_opt_in(body: str, expected: bool) -> None:
     assert is_ambiguous_opt_in(body) is expected
+
+
+def test_no_prompt_asks_for_a_word_that_would_opt_the_person_out_by_sms() -> None:
+    """"Reply CANCEL" by SMS opts the number out (Twilio blocks it): prompts must ask for
+    words that reach the assistant, like NOT NOW or NO MORE QUESTIONS."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from actions import content
+    from bot.channels.sms_keywords import keyword
+
+    domain = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))
+    texts = [v["text"] for r in domain["responses"].values() for v in r if "text" in v]
+    texts += [p for item in content.catalogue().values() for p in item.parts]
+    asked = {
+        m.group(1)
+        for t in texts
+        for m in re.finditer(r"\b[Rr]eply ((?:[A-Z]{2,}\b ?)+)", t)
+    }
+    assert asked, "the pattern should find the words prompts ask for"
+    # STOP is asked for only where opting out is what is meant.
+    opt_outs = {a.strip() for a in asked if keyword(a.strip()) == "stop"}
+    assert opt_outs <= {"STOP"}

@@ -144,7 +144,7 @@ def test_saying_no_to_the_referral_shares_nothing(live_gateway: LiveGateway) -> 
     person.say("who can help me after a fraud, I'm in Croydon", until="3)")
     person.say("REFER", until="Which service")
     person.choose(person.choices()[0], until="safe right now")
-    answers = person.say("cancel", until="?")
+    answers = person.say("no more questions", until="?")
     while not any("Do you agree?" in m for m in answers):
         answers = person.choose(person.choices()[-1], until="?")
     refused = person.choose("No", until="Nothing has been shared")
