@@ -26,8 +26,8 @@ from bot.chat import GatewayChat, repl
 from bot.config import Settings, get_settings
 from bot.handoff import accounts
 from bot.main import create_app
-from bot.services import directory
 from bot.server import serve
+from bot.services import directory
 from bot.stack import StackError, running_stack
 
 

@@ -124,7 +124,7 @@ def test_is_ambiguous_opt_in(body: str, expected: bool) -> None:
 
 
 def test_no_prompt_asks_for_a_word_that_would_opt_the_person_out_by_sms() -> None:
-    """"Reply CANCEL" by SMS opts the number out (Twilio blocks it): prompts must ask for
+    """ "Reply CANCEL" by SMS opts the number out (Twilio blocks it): prompts must ask for
     words that reach the assistant, like NOT NOW or NO MORE QUESTIONS."""
     import re
     from pathlib import Path
@@ -137,11 +137,7 @@ def test_no_prompt_asks_for_a_word_that_would_opt_the_person_out_by_sms() -> Non
     domain = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))
     texts = [v["text"] for r in domain["responses"].values() for v in r if "text" in v]
     texts += [p for item in content.catalogue().values() for p in item.parts]
-    asked = {
-        m.group(1)
-        for t in texts
-        for m in re.finditer(r"\b[Rr]eply ((?:[A-Z]{2,}\b ?)+)", t)
-    }
+    asked = {m.group(1) for t in texts for m in re.finditer(r"\b[Rr]eply ((?:[A-Z]{2,}\b ?)+)", t)}
     assert asked, "the pattern should find the words prompts ask for"
     # STOP is asked for only where opting out is what is meant.
     opt_outs = {a.strip() for a in asked if keyword(a.strip()) == "stop"}
