@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bot.cases import vocabulary
 from bot.cases.working_days import LONDON
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,21 +61,9 @@ ServiceType = Literal[
     "emergency",
     "reporting",
 ]
-CrimeType = Literal[
-    "domestic_abuse",
-    "sexual_violence",
-    "hate_crime",
-    "fraud",
-    "burglary",
-    "robbery",
-    "theft",
-    "assault",
-    "stalking",
-    "harassment",
-    "criminal_damage",
-    "cyber_crime",
-    "homicide",
-]
+# The contract's crime types, as the case store keeps them ("other" is a person's answer,
+# never what a service serves).
+CrimeType = Literal[tuple(c for c in vocabulary.CRIME_TYPES if c != "other")]  # type: ignore[valid-type]
 Group = Literal[
     "children",
     "young_people",

@@ -3,7 +3,7 @@ valid directory entry to vary."""
 
 from __future__ import annotations
 
-import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,49 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import db
 from tests.harness import database
-
-ENTRY: dict[str, Any] = {
-    "id": "test-helpline",
-    "name": "Test Helpline",
-    "organisation": "Test Trust",
-    "types": ["general"],
-    "crime_types": ["any"],
-    "for_whom": "anyone affected by crime",
-    "eligibility": {
-        "age_min": None,
-        "age_max": None,
-        "genders": "any",
-        "specialist_for": [],
-        "criteria": None,
-    },
-    "coverage": {"area": "national", "boroughs": []},
-    "contacts": [
-        {
-            "kind": "phone",
-            "value": "0808 000 0000",
-            "note": None,
-            "hours": "always",
-            "bank_holidays": None,
-        }
-    ],
-    "free": True,
-    "self_referral": True,
-    "referrals": True,
-    "police_report_needed": False,
-    "languages": ["English"],
-    "interpreters": False,
-    "commissioned_by": None,
-    "summary": None,
-    "sources": ["https://example.org/test-helpline"],
-    "last_verified": "2026-11-01",
-}
+from tests.services.builders import raw
 
 
 def entry(**overrides: Any) -> dict[str, Any]:
-    """A valid entry with some fields replaced."""
-    raw = copy.deepcopy(ENTRY)
-    raw.update(overrides)
-    return raw
+    """A valid entry (the services tests' good one, renamed) with some fields replaced."""
+    made = raw(**{"id": "test-helpline", "name": "Test Helpline", **overrides})
+    return json.loads(json.dumps(made, default=str))  # as it arrives in JSON or YAML
 
 
 def write_directory(path: Path, *entries: dict[str, Any]) -> Path:
