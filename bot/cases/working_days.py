@@ -18,13 +18,13 @@ LONDON = ZoneInfo("Europe/London")
 
 
 @cache
-def _bank_holidays() -> holidays.HolidayBase:
+def bank_holidays() -> holidays.HolidayBase:
     # Built once; the library adds each year the first time a date in it is looked up.
     return holidays.country_holidays("GB", subdiv="ENG")
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _bank_holidays()
+    return day.weekday() < 5 and day not in bank_holidays()
 
 
 @lru_cache(maxsize=8192)  # the watchdog asks about the same few hundred days again and again

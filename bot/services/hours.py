@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from bot.cases.working_days import LONDON, _bank_holidays
+from bot.cases.working_days import LONDON, bank_holidays
 from bot.services.schema import DAYS, Contact, Period, Service, minutes
 
 LIVE_KINDS = frozenset({"phone", "text", "chat"})  # a person answers
@@ -38,7 +38,7 @@ def london(at: datetime) -> datetime:
 
 def is_bank_holiday(day: date) -> bool:
     """An England (and Wales) bank holiday, substitute days included."""
-    return day in _bank_holidays()
+    return day in bank_holidays()
 
 
 def is_night(at: datetime) -> bool:
