@@ -65,7 +65,7 @@ class SignpostDesk:
         on it (the import command and the tests say what is wrong)."""
         async with self.sessions() as session:
             try:
-                result = await session.run_sync(lambda s: _import_at_startup(s))
+                result = await session.run_sync(_import_at_startup)
             except DirectoryError as error:
                 logger.error(
                     "The services directory file was not loaded: %s", store.describe(error)

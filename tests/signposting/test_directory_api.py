@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import db
 from bot.cases import keys
+from bot.services import directory as store
 from bot.services.models import ServiceRow
 from tests.harness import LiveGateway, database, gateway_settings, live_gateway_for
-from tests.signposting.conftest import entry
+from tests.signposting.conftest import entry, write_directory
 
 
 @dataclass
@@ -139,3 +141,18 @@ def test_the_staleness_report(api: Api) -> None:
             session.scalar(select(ServiceRow.origin).where(ServiceRow.id == "old-entry"))
             == "api:met"
         )
+
+
+def test_a_bad_file_at_start_up_keeps_the_last_good_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    settings = gateway_settings(url, "http://127.0.0.1:1", "token")
+    with live_gateway_for(settings) as live:
+        loaded = len(live.gateway.signposts.directory)
+    assert loaded >= 15
+    bad = write_directory(tmp_path / "bad.yml", entry(sources=[]))
+    monkeypatch.setattr(store, "DIRECTORY_FILE", bad)
+    with live_gateway_for(settings) as live:
+        assert len(live.gateway.signposts.directory) == loaded
+    assert "The services directory file was not loaded" in caplog.text
