@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 
 from actions import content
 from bot.cases.models import Task, TaskState
@@ -234,13 +234,7 @@ class SignpostDesk:
             else:
                 expired = False
                 conversation.referral_offer = None
-                existing = await session.scalar(
-                    select(Referral.id).where(
-                        Referral.conversation_id == conversation_id,
-                        Referral.service_id == service_id,
-                        Referral.status.in_(OPEN),
-                    )
-                )
+                existing = await session.scalar(_open_referral(conversation_id, service_id))
                 if existing is None:
                     needs = offer.get("needs") or {}
                     referral = Referral(
@@ -334,25 +328,18 @@ class SignpostDesk:
 
     # -- state ------------------------------------------------------------------------
 
-    async def _needs(self, conversation_id: int, session: Any = None) -> dict[str, str]:
-        query = select(NeedsAssessment.answers).where(
-            NeedsAssessment.conversation_id == conversation_id
-        )
-        if session is not None:
-            return dict(await session.scalar(query) or {})
-        async with self.sessions() as own:
-            return dict(await own.scalar(query) or {})
+    async def _needs(self, conversation_id: int) -> dict[str, str]:
+        async with self.sessions() as session:
+            answers = await session.scalar(
+                select(NeedsAssessment.answers).where(
+                    NeedsAssessment.conversation_id == conversation_id
+                )
+            )
+        return dict(answers or {})
 
     async def _open_referral(self, conversation_id: int, service_id: str) -> bool:
         async with self.sessions() as session:
-            found = await session.scalar(
-                select(Referral.id).where(
-                    Referral.conversation_id == conversation_id,
-                    Referral.service_id == service_id,
-                    Referral.status.in_(OPEN),
-                )
-            )
-        return found is not None
+            return await session.scalar(_open_referral(conversation_id, service_id)) is not None
 
     async def _set_offer(self, conversation_id: int, offer: dict[str, Any] | None) -> None:
         if offer is not None:
@@ -399,6 +386,15 @@ def query_from(spec: dict[str, Any], now: datetime) -> Query:
         if isinstance(language, str) and language.strip()
         else None,
         at=now,
+    )
+
+
+def _open_referral(conversation_id: int, service_id: str) -> Select[tuple[int]]:
+    """The person's open referral to this service, if any (one at a time)."""
+    return select(Referral.id).where(
+        Referral.conversation_id == conversation_id,
+        Referral.service_id == service_id,
+        Referral.status.in_(OPEN),
     )
 
 
