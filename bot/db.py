@@ -74,8 +74,11 @@ def create_sync_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite begins transactions lazily, so a SAVEPOINT first thing would commit on
         # release. Let SQLAlchemy emit BEGIN itself (the recipe in SQLAlchemy's SQLite docs).
+        # IMMEDIATE takes the write lock at the start: in WAL mode a transaction that reads
+        # and then writes fails at once ("database is locked", no busy wait) if the
+        # gateway committed in between; taking the lock first makes it wait its turn.
         event.listen(engine, "connect", _sqlite_manual_begin)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_sync_engine_(target, pool_pre_ping=True)
 

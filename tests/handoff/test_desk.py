@@ -407,10 +407,10 @@ def test_handing_back_while_rasa_is_unreachable_resumes_it_on_the_next_message(
     handoff_id = start(live, number)
     conversation = conversation_of(live, "sms", number)
     live.run(live.gateway.handoffs.claim(handoff_id, sam))
+    # As if the resume had failed: Rasa still paused, the flag still set.
+    live.run(live.gateway.handoffs.close(handoff_id, sam, "resolved"))
+    live.run(live.gateway.rasa.add_event(conversation.rasa_sender, {"event": "pause"}))
     with live.db() as session, session.begin():
-        # As if the resume had failed: Rasa still paused, the flag still set.
-        live.run(live.gateway.handoffs.close(handoff_id, sam, "resolved"))
-        live.run(live.gateway.rasa.add_event(conversation.rasa_sender, {"event": "pause"}))
         session.get(type(conversation), conversation.id).rasa_paused = True
     assert rasa_paused(live, conversation.rasa_sender)
     answer = say(live, number, QUESTION)
