@@ -20,7 +20,7 @@ from bot.cases.models import Task, TaskState
 from bot.models import Conversation
 from bot.services import directory as store
 from bot.services import places, render
-from bot.services.matching import Directory, Query
+from bot.services.matching import AGE_GROUPS, Directory, Query
 from bot.services.models import (
     OPEN,
     NeedsAssessment,
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 OFFER_MINUTES = 60  # how long "Do you agree?" stays answerable
-AGE_GROUPS = frozenset({"under_16", "16_17", "adult", "any"})
 GENDERS = frozenset({"woman", "man"})
 PAGE = 3
 
@@ -379,7 +378,7 @@ def query_from(spec: dict[str, Any], now: datetime) -> Query:
         crime_types=crime_types,
         borough=borough,
         outside_london=outside,
-        age_group=age if age in AGE_GROUPS else None,
+        age_group=age if age in AGE_GROUPS or age == "any" else None,
         gender=gender if gender in GENDERS else None,
         lgbt=spec.get("lgbt") is True,
         language=language.strip().title()[:40]

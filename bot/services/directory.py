@@ -82,7 +82,7 @@ def retire(session: Session, service_id: str) -> bool:
     return True
 
 
-def import_services(session: Session, services: list[Service], *, by: str) -> Imported:
+def import_services(session: Session, services: list[Service]) -> Imported:
     """Load a whole directory file's entries (already validated). Does not commit."""
     counts = {True: 0, False: 0, None: 0}
     for service in services:
@@ -110,7 +110,7 @@ def import_file(
     ):
         return None
     services = schema.load_file(path)
-    result = import_services(session, services, by=by)
+    result = import_services(session, services)
     session.add(DirectoryImport(digest=file_digest, services=len(services), by=by))
     session.flush()
     return result
