@@ -38,7 +38,7 @@ $(VENV)/.installed: pyproject.toml requirements/app-constraints.txt
 	@test -x $(APP_PY) || $(PYTHON) -m venv $(VENV)
 	@$(APP_PY) -m pip install $(PIP_FLAGS) -c requirements/app-constraints.txt -e '.[dev]' \
 	  --log var/log/pip-app.log 2>&1 | grep -v '^WARNING: Location' || true
-	@$(APP_PY) -c 'import rasa_sdk, yaml, httpx, fastapi, sqlalchemy, alembic, twilio, telegram, playwright, pytest, pyphen, argon2, holidays, tqdm' || { echo "App install failed: see var/log/pip-app.log"; exit 1; }
+	@$(APP_PY) -c 'import rasa_sdk, yaml, httpx, fastapi, sqlalchemy, alembic, twilio, telegram, playwright, pytest, pyphen, argon2, holidays, tqdm, spacy, cryptography' || { echo "App install failed: see var/log/pip-app.log"; exit 1; }
 	@touch $@
 
 $(RASA_VENV)/.installed: requirements/rasa.txt requirements/rasa-constraints.txt requirements/rasa-weights.txt requirements/rasa-weights.sha256
@@ -96,6 +96,7 @@ bench: setup train
 	@$(APP_PY) bench/nlu.py
 	@$(APP_PY) bench/safety.py
 	@$(APP_PY) bench/services.py
+	@$(APP_PY) bench/privacy.py
 
 clean:
 	rm -rf models var/log .pytest_cache

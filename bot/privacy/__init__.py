@@ -1,0 +1,1 @@
+"""Privacy: redaction, encryption at rest, retention, forget-me and safe contact."""
