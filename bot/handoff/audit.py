@@ -35,6 +35,8 @@ ACTIONS = frozenset(
         "canned_reply_saved",
         "duty_on",
         "duty_off",
+        "preferences",  # a verified victim changed their contact preferences (issue 7)
+        "forget_me",  # a person's data was deleted at their request (bot/privacy/erase.py)
     }
 )
 

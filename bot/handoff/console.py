@@ -88,6 +88,10 @@ TASK_TEXT = {
     "no_safe_route": "No safe way to contact",
     "callback_request": "Call back",
     "referral": "Referral to a service",
+    "forgotten_referral": "Tell a service: person asked for deletion",
+    "forgotten_contact": "Case updates need another route",
+    "stop_signal": "STOP from a victim with an open case",
+    "advocate_details": "Get the advocate's details",
 }
 ACTION_TEXT = {
     "sign_in": "Signed in",
@@ -110,6 +114,8 @@ ACTION_TEXT = {
     "canned_reply_saved": "Saved a canned reply",
     "duty_on": "Went on duty",
     "duty_off": "Went off duty",
+    "preferences": "Victim changed contact preferences",
+    "forget_me": "Person's data deleted at their request",
 }
 
 
