@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.cases.vocabulary import EVENT_TYPES, STAGES, validate_details
+from bot.privacy import crypto
 
 AGENCY = "met"
 SECRET = "bluebell"  # every victim's memorable word (one precomputed hash for all)
@@ -420,10 +421,12 @@ class Generator:
             f"{'t' if rng.random() < 0.92 else 'f'}\t{quiet[0]}\t{quiet[1]}\t"
             f"{'t' if rng.random() < 0.8 else 'f'}\tt\t{'t' if advocate else 'f'}\t"
             f"{'Jo Clarke (ISVA)' if advocate else NULL}\t"
-            f"{f'+4478{case_id:08d}' if advocate else NULL}\t"
+            f"{crypto.keyring().seal(f'+4478{case_id:08d}') if advocate else NULL}\t"
             f"{'t' if rng.random() < 0.01 else 'f'}\t{created_at}\n"
         )
-        contacts.append(f"{case_id}\t{case_id}\tsms\t{phone(case_id)}\t{consent}\t{consent}\n")
+        # Sealed as the app stores it (bot/privacy/crypto.py): COPY bypasses the column type.
+        address = crypto.keyring().seal_lookup(phone(case_id))
+        contacts.append(f"{case_id}\t{case_id}\tsms\t{address}\t{consent}\t{consent}\n")
 
 
 def next_event(stage: str, rng: random.Random) -> str:

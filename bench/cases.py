@@ -65,6 +65,7 @@ from bot.channels.sms import TwilioSender, build_client
 from bot.config import Settings
 from bot.gateway import Gateway, Rendered, Reply, _Out
 from bot.models import Contact, Conversation, Inbound, InboundState
+from bot.privacy import crypto
 from bot.rasa_client import RasaClient
 from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, fake_twilio, redirected_http_client
 
@@ -531,7 +532,7 @@ def due_notifications(url: str, count: int, rng: random.Random, token: str) -> d
                 [row[0] for row in picked],
             ],
         ).fetchall()
-    phones = {row[0]: row[2] for row in picked}
+    phones = {row[0]: crypto.keyring().open(row[2]) for row in picked}  # sealed at rest
     return {phones[victim_id]: notification_id for notification_id, victim_id in rows}
 
 
@@ -730,11 +731,14 @@ def main() -> None:
 
         # 3. The verified look-up end to end, and one secret check.
         with psycopg.connect(url) as conn:
-            victims = conn.execute(
-                "SELECT v.id, c.address FROM victims v JOIN victim_contacts c"
-                " ON c.victim_id = v.id WHERE v.case_id = ANY(%s)",
-                [[case_id for case_id, _, _, _ in picked]],
-            ).fetchall()
+            victims = [
+                (victim_id, crypto.keyring().open(address))  # sealed at rest
+                for victim_id, address in conn.execute(
+                    "SELECT v.id, c.address FROM victims v JOIN victim_contacts c"
+                    " ON c.victim_id = v.id WHERE v.case_id = ANY(%s)",
+                    [[case_id for case_id, _, _, _ in picked]],
+                )
+            ]
         rendered: RenderResult = timed(
             f"3. Verified look-ups (CaseDesk.render, null sender), {len(victims) - WARMUP}",
             lambda: asyncio.run(renders(url, settings, victims)),

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot import db
 from bot.handoff.accounts import add_coordinator
+from bot.privacy import crypto
 from bot.server import free_port
 from bot.stack import running_stack
 from tests.harness import gateway_settings, live_gateway_for, postgres_schema
@@ -96,7 +97,8 @@ def fill_queue(url: str, count: int) -> None:
             "COPY contacts (id, channel, address, opted_out, created_at, last_seen_at) FROM STDIN"
         ) as copy:
             for i in ids:
-                copy.write_row((i, "sms", f"+4479{i:09d}", False, now, now))
+                address = crypto.keyring().seal_lookup(f"+4479{i:09d}")  # as the app stores it
+                copy.write_row((i, "sms", address, False, now, now))
         with conn.cursor().copy(
             "COPY conversations (id, contact_id, rasa_sender, owner, rasa_paused, created_at, "
             "updated_at) FROM STDIN"

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from bot.privacy.crypto import SealedJSON, SealedLookup, SealedText
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -63,7 +65,8 @@ class Contact(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     # Phone number (E.164), Telegram chat id, or a keyed hash of a web session token.
-    address: Mapped[str] = mapped_column(String(128))
+    # Sealed (docs/privacy.md): deterministic, so look-ups and the unique key still work.
+    address: Mapped[str] = mapped_column(SealedLookup)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]  # a web session that was exited
@@ -99,7 +102,7 @@ class Conversation(Base):
     # Signposting: the service ids last shown (what "REFER" chooses from), and the
     # referral the person was just asked to agree to, with what it would share.
     services_shown: Mapped[list[str] | None] = mapped_column(JSON)
-    referral_offer: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    referral_offer: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON)  # has the address
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -119,7 +122,7 @@ class Inbound(Base):
     provider_id: Mapped[str | None] = mapped_column(String(64))
     # text, non_text (a photo, a location), or a keyword: stop, start, help
     kind: Mapped[str] = mapped_column(String(16), default="text")
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(SealedText)  # sealed: compare in Python
     payload: Mapped[str | None] = mapped_column(Text)  # a button's payload
     # Channel extras Rasa may need, e.g. a Telegram /start deep-link parameter.
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -147,7 +150,7 @@ class Outbound(Base):
     # bot, safety (the gateway's own emergency reply), holding, system, human,
     # notification (case news), enrolment and code (one-time codes, stored masked)
     source: Mapped[str] = mapped_column(String(16), default="bot")
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(SealedText)  # sealed: compare in Python
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     status_rank: Mapped[int] = mapped_column(Integer, default=0)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.models import Base, utcnow
+from bot.privacy.crypto import SealedLookup, SealedText
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -92,7 +93,7 @@ class Victim(Base):
     urgent_in_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=True)
     via_advocate: Mapped[bool] = mapped_column(Boolean, default=False)
     advocate_name: Mapped[str | None] = mapped_column(String(120))
-    advocate_phone: Mapped[str | None] = mapped_column(String(32))  # E.164
+    advocate_phone: Mapped[str | None] = mapped_column(SealedText)  # E.164, sealed
     paused: Mapped[bool] = mapped_column(Boolean, default=False)  # no messages at all
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -112,7 +113,8 @@ class VictimContact(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     victim_id: Mapped[int] = mapped_column(ForeignKey("victims.id"))
     channel: Mapped[str] = mapped_column(String(16))  # sms, telegram
-    address: Mapped[str] = mapped_column(String(128))  # E.164 number or Telegram chat id
+    # E.164 number or Telegram chat id; sealed deterministically (look-ups still work).
+    address: Mapped[str] = mapped_column(SealedLookup)
     verified_at: Mapped[datetime | None]  # None: registered, not yet confirmed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models import Base, utcnow
+from bot.privacy.crypto import SealedText
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -145,7 +146,7 @@ class HandoffEvent(Base):
     handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("coordinators.id"))
-    text: Mapped[str | None] = mapped_column(Text)  # notes only
+    text: Mapped[str | None] = mapped_column(SealedText)  # notes only; sealed
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     channel: Mapped[str | None] = mapped_column(String(16))
     provider_id: Mapped[str | None] = mapped_column(String(64))
@@ -206,6 +207,6 @@ class Feedback(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"))
     rating: Mapped[int | None] = mapped_column(Integer)
-    comment: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(SealedText)
     source: Mapped[str] = mapped_column(String(16))  # handoff, bot, message
     at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integ
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models import Base, utcnow
+from bot.privacy.crypto import SealedJSON, SealedText
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -75,7 +76,7 @@ class NeedsAssessment(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), unique=True)
-    answers: Mapped[dict[str, str]] = mapped_column(JSON)
+    answers: Mapped[dict[str, str]] = mapped_column(SealedJSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -91,9 +92,9 @@ class Referral(Base):
     service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
     status: Mapped[str] = mapped_column(String(16), default=ReferralStatus.PENDING)
     reason: Mapped[str | None] = mapped_column(String(32))  # a crime_type value
-    # What the person agreed to share, copied at the moment they agreed.
-    needs: Mapped[dict[str, str]] = mapped_column(JSON)
-    contact: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # What the person agreed to share, copied at the moment they agreed (sealed).
+    needs: Mapped[dict[str, str]] = mapped_column(SealedJSON)
+    contact: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
     consented_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -109,5 +110,5 @@ class ReferralEvent(Base):
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     by: Mapped[str] = mapped_column(String(80))  # "person" or "coordinator:<username>"
-    note: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(SealedText)  # a coordinator's words
     at: Mapped[datetime] = mapped_column(default=utcnow)

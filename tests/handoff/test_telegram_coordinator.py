@@ -90,14 +90,17 @@ def start_handoff(live: LiveGateway, conversation_id: int, reason: str = "reques
 
 
 def inbound(live: LiveGateway, conversation_id: int, **where: Any) -> list[Inbound]:
+    # Message text is sealed at rest (bot/privacy/crypto.py): compared here, not in SQL.
+    text = where.pop("text", None)
     with live.db() as session:
-        return list(
+        found = list(
             session.scalars(
                 select(Inbound)
                 .filter_by(conversation_id=conversation_id, **where)
                 .order_by(Inbound.id)
             )
         )
+    return [row for row in found if text is None or row.text == text]
 
 
 def handoff(live: LiveGateway, handoff_id: int) -> Handoff:
