@@ -117,6 +117,10 @@ class CaseDesk:
     def take(self, inbound_id: int) -> str | None:
         return self._held.pop(inbound_id, None)
 
+    def drop(self, conversation_id: int) -> None:
+        """Forget what this conversation waited for (its rows were deleted)."""
+        self._awaiting.pop(conversation_id, None)
+
     # -- what Rasa gets to know -----------------------------------------------------
 
     async def flags(self, conversation: Conversation) -> dict[str, bool]:
@@ -583,6 +587,8 @@ class CaseDesk:
             )
             await self._await(conversation.id, None, session)
         await out.send_content("case.enrol.done", source="system")
+        # Safe contact (issue 7): offer, once, to choose how and when we contact them.
+        await self.gateway.preferences.offer(out, conversation, int(awaiting["victim_id"]))
         return Outcome(done="secret_set")
 
     # -- the answer -----------------------------------------------------------------

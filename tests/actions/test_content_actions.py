@@ -10,7 +10,6 @@ import pytest
 from actions import content
 from actions.fallback import ActionFallback, misunderstandings_in_a_row
 from actions.more import ActionMore
-from actions.not_yet import ActionForgetMe, ActionUpdatePreferences
 from actions.reporting import ActionExplainReportingOptions, reporting_key
 from actions.safety_replies import ActionSafetyReply
 from actions.stages import ActionExplainStage
@@ -154,18 +153,6 @@ def test_reporting_never_asks_for_a_name() -> None:
     for key, entry in content.catalogue().items():
         if key.startswith("report."):
             assert "your name?" not in " ".join(entry.parts).lower()
-
-
-@pytest.mark.parametrize(
-    ("action", "key"),
-    [
-        (ActionUpdatePreferences(), "assistant.preferences_unavailable"),
-        (ActionForgetMe(), "assistant.forget_me_unavailable"),
-    ],
-)
-def test_features_still_to_come_say_what_to_do_instead(action, key: str) -> None:
-    messages, _ = run(action, tracker("request_case_update", "any news"))
-    assert texts(messages)[0].startswith(content.item(key).parts[0])
 
 
 def _fallback_turn(text: str) -> list[dict]:
