@@ -97,6 +97,7 @@ bench: setup train
 	@$(APP_PY) bench/safety.py
 	@$(APP_PY) bench/services.py
 	@$(APP_PY) bench/privacy.py
+	@$(APP_PY) bench/crypto.py
 
 clean:
 	rm -rf models var/log .pytest_cache

@@ -7,6 +7,9 @@
 - Case progress: `seed-demo`, `agency-key`, `import-events`, `watchdog`, `report`
   (see docs/cases.md). Handoff: `coordinator add|set|duty|list` (docs/handoff.md).
 - Signposting: `services import|stale|list` (docs/signposting.md).
+- Privacy: `privacy purge [--dry-run]`, `privacy forget --channel --address`
+  (docs/privacy.md).
+- Encryption at rest: `data-key new|rotate` (docs/privacy.md).
 
 With WAYMARK_DEMO=true (`make run` sets it), `run` and `serve` add the demo cases
 first and write one-time codes to the log.
@@ -26,6 +29,7 @@ from bot.chat import GatewayChat, repl
 from bot.config import Settings, get_settings
 from bot.handoff import accounts
 from bot.main import create_app
+from bot.privacy import logs, retention, rotate
 from bot.server import serve
 from bot.services import directory
 from bot.stack import StackError, running_stack
@@ -54,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     watchdog.register(sub)
     accounts.register(sub)
     directory.register(sub)
+    rotate.register(sub)
+    retention.register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.install()  # personal details are redacted from every log line
 
     if hasattr(args, "func"):  # the case-progress commands
         return int(args.func(args))

@@ -32,6 +32,21 @@ def _local_secret() -> SecretStr:
     return SecretStr(path.read_text().strip())
 
 
+def _local_data_keys() -> SecretStr:
+    """The encryption key for a local run: made once, kept in var/ beside the secret key.
+
+    Production sets WAYMARK_DATA_KEYS instead (see docs/privacy.md for rotation).
+    """
+    from cryptography.fernet import Fernet
+
+    path = VAR / "data_keys"
+    if not path.exists():
+        VAR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(Fernet.generate_key().decode())
+    return SecretStr(path.read_text().strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WAYMARK_", env_file=".env", extra="ignore")
 
@@ -133,6 +148,19 @@ class Settings(BaseSettings):
     # Demo mode: one-time codes for addresses no provider can reach (no Twilio or
     # Telegram set up) are written to the gateway log instead.
     demo: bool = False
+
+    # Privacy (issue 7). How long each kind of data is kept (days), enforced by a purge
+    # that runs every `retention_interval_minutes` (0: only `python -m bot privacy purge`).
+    retention_anonymous_days: int = Field(30, ge=1)  # conversations never linked to a victim
+    retention_identified_days: int = Field(365, ge=1)  # conversations linked to a victim
+    retention_tracker_days: int = Field(30, ge=1)  # Rasa's tracker events
+    retention_audit_days: int = Field(730, ge=1)  # the audit log
+    retention_interval_minutes: int = Field(60, ge=0)
+    # Keys that encrypt contact addresses and free text at rest: comma separated, newest
+    # first. The first encrypts; any listed key decrypts (docs/privacy.md: rotation).
+    data_keys: SecretStr = Field(default_factory=_local_data_keys)
+    # An installed spaCy model (e.g. en_core_web_sm) adds PERSON detection to redaction.
+    spacy_model: str | None = None
 
     @field_validator("database_url", "rasa_tracker_store_url")
     @classmethod

@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.handoff import feedback
 from bot.identity import pseudonym
 from bot.models import Channel, Contact, Conversation, Inbound, InboundState, Outbound, Owner
+from bot.privacy import redact
 from bot.rasa_client import RasaClient, RasaRejected, RasaUnavailable
 from safety import Assessment, assess, forced_intent
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 MAX_TEXT = 2000  # characters; longer input is refused at the edge
 SAFETY_CONTENT = {"emergency": "safety.emergency", "self_harm_risk": "safety.self_harm"}
 SIGNPOST_MARKERS = frozenset({"services", "needs", "referral"})  # see bot/services/desk.py
+PRIVACY_MARKERS = frozenset({"privacy"})  # see bot/privacy/desk.py
+FOR_RASA = frozenset({"reference"})  # what redaction keeps in what Rasa sees: the look-up
 SAFETY_HANDOFF = {"emergency": "emergency", "self_harm_risk": "self_harm"}  # the reasons
 DELIVERY_ATTEMPTS = 3
 STORE_EVERY = 0.05  # seconds: how often `notify_many` stores the messages back so far
@@ -198,26 +201,44 @@ class Gateway:
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._safety_tasks: dict[int, asyncio.Task[None]] = {}
         # (channel, address) -> conversation id, so a known sender's message is one
-        # INSERT. Contacts are never deleted yet; deleting one must call `forget`.
+        # INSERT. Whatever deletes contacts (forget-me, the purge) must drop them here:
+        # SQLite may give a deleted conversation's id to the next new one.
         self._known: dict[tuple[str, str], int] = {}
+        # inbound id -> the text as typed, when redaction changed what was stored: kept
+        # in memory only, for this turn (a coordinator sees it live; Rasa gets what a
+        # flow needs). After a restart the stored, redacted copy is all there is.
+        self._typed: dict[int, str] = {}
         self._stopping = False
         # The desks render Replies: import them late.
         from bot.cases.desk import CaseDesk
         from bot.handoff.desk import HandoffDesk
+        from bot.privacy.desk import PrivacyDesk
+        from bot.privacy.preferences import PreferencesDesk
         from bot.services.desk import SignpostDesk
 
         self.desk = CaseDesk(self)
         self.handoffs = HandoffDesk(self)
         self.signposts = SignpostDesk(self)
+        # The notice, forget me, and STOP as a possible safety signal (issue 7).
+        self.privacy = PrivacyDesk(self)
+        self.preferences = PreferencesDesk(self)  # contact preferences (issue 7)
 
     # -- identity -----------------------------------------------------------------
 
     def pseudonym(self, channel: str, address: str) -> str:
         return pseudonym(self._secret, channel, address)
 
-    def forget(self, channel: str, address: str) -> None:
-        """Drop a cached contact (call when its rows are deleted)."""
+    def forget(self, channel: str, address: str, conversation_id: int | None = None) -> None:
+        """Drop a cached contact (call when its rows are deleted), and what the desks
+        hold in memory for its conversation: SQLite may give that id to someone else."""
         self._known.pop((channel, address), None)
+        if conversation_id is not None:
+            self.desk.drop(conversation_id)
+            self.preferences.drop(conversation_id)
+
+    def forget_all(self) -> None:
+        """Drop every cached contact (after a purge deleted some)."""
+        self._known.clear()
 
     def add_sender(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
@@ -278,6 +299,9 @@ class Gateway:
                     )
                     # A secret or a code is kept in memory only, never stored.
                     secret = self.desk.should_hold(conversation_id, text)
+                    typed = text[:MAX_TEXT] if text and not secret else None
+                    # Personal details are redacted before anything is stored.
+                    stored = redact.redact(typed) if typed else None
                     inserted = await session.execute(
                         insert(Inbound)
                         .values(
@@ -285,7 +309,7 @@ class Gateway:
                             channel=message.channel,
                             provider_id=message.provider_id,
                             kind=message.kind,
-                            text=None if secret else text[:MAX_TEXT] if text else None,
+                            text=stored,
                             payload=message.payload,
                             meta={**(message.meta or {}), "held": True} if secret else message.meta,
                             holding_sent=held,
@@ -294,6 +318,9 @@ class Gateway:
                     )
                     inbound_id = inserted.scalar_one()
             except IntegrityError:
+                # The cached conversation may have been deleted meanwhile (retention, or
+                # `python -m bot privacy forget` in another process): look it up again.
+                self._known.pop(key, None)
                 # The provider id is unique: this is a redelivery (or a race, retried).
                 if message.provider_id is None:
                     raise
@@ -310,6 +337,8 @@ class Gateway:
                 return Received(existing.id, existing.conversation_id, duplicate=True)
         if secret and text:
             self.desk.hold(inbound_id, text[:MAX_TEXT])
+        elif typed and stored != typed:
+            self._typed[inbound_id] = typed
         if len(self._known) > 100_000:
             self._known.clear()
         self._known[key] = conversation_id
@@ -386,6 +415,8 @@ class Gateway:
     async def start(self) -> None:
         """Pick up messages left pending by a previous run."""
         self._stopping = False
+        # Build the redactor now (a second or two), not on someone's first message.
+        await asyncio.to_thread(redact.default)
         await self.desk.load()
         await self.signposts.load()
         async with self.sessions() as session:
@@ -432,7 +463,10 @@ class Gateway:
         out = _Out(self, sender, conversation.id, contact, inbound)
         meta = inbound.meta or {}
         held = self.desk.take(inbound_id) if meta.get("held") else None
-        text = inbound.text or held or ""
+        typed = self._typed.pop(inbound_id, None)
+        # `text` is what the person typed; `stored` is what may be kept (redacted).
+        stored = inbound.text or ""
+        text = typed or stored or held or ""
         kind = inbound.kind
         if (
             kind == "text"
@@ -462,6 +496,8 @@ class Gateway:
             if inbound.channel != Channel.SMS:  # carriers confirm STOP by SMS themselves
                 await out.send_content("gateway.stopped", source="system")
             await self._set_opted_out(contact.id, True)
+            # Maybe someone else has the phone: pause a victim with an open case.
+            await self.privacy.on_stop(contact)
             await self._finish(inbound_id, "stop")
             return
         if kind == "start":
@@ -476,6 +512,12 @@ class Gateway:
         if kind == "non_text":
             await out.send_content("gateway.non_text", source="system")
             await self._finish(inbound_id, "non_text")
+            return
+
+        # The answer to the gateway's own privacy question (delete it now? a preference).
+        note = await self.privacy.handle(out, conversation, text, safety=intent is not None)
+        if note is not None:
+            await self._finish(inbound_id, note)
             return
 
         # Secrets, codes and account links are the case desk's, never Rasa's.
@@ -513,18 +555,20 @@ class Gateway:
         if rated and await feedback.rate(self, out, conversation.id, rated):
             await self._finish(inbound_id, "feedback")
             return
-        if not payload and await feedback.comment(self, out, conversation.id, text):
+        # A comment is stored: it gets the redacted text.
+        if not payload and await feedback.comment(self, out, conversation.id, stored or text):
             await self._finish(inbound_id, "feedback")
             return
         if conversation.rasa_paused:  # handed back while Rasa was unreachable
             await self.handoffs.resume_rasa(conversation.id, conversation.rasa_sender)
-        # Typed text never reaches Rasa as an "/intent{...}" command.
-        typed = text.lstrip("/").strip()
+        # Typed text never reaches Rasa as an "/intent{...}" command, and Rasa's
+        # tracker gets it redacted, keeping only what a flow needs (a crime reference).
+        for_rasa = redact.redact(text, keep=FOR_RASA).lstrip("/").strip()
         message = (
             (outcome.forward if outcome else None)
             or payload
             or _choice(text, conversation.choices)
-            or typed
+            or for_rasa
         )
         if not message:
             await self._finish(inbound_id, "empty")
@@ -556,9 +600,11 @@ class Gateway:
         for reply in replies:
             if isinstance(reply, dict):
                 if "handoff" in reply or "feedback" in reply:
-                    await self.handoffs.on_marker(out, conversation.id, reply, text)
+                    await self.handoffs.on_marker(out, conversation.id, reply, stored or text)
                 elif SIGNPOST_MARKERS.intersection(reply):
                     await self.signposts.on_marker(out, conversation.id, reply)
+                elif PRIVACY_MARKERS.intersection(reply):
+                    await self.privacy.on_marker(out, conversation, reply)
                 else:
                     await self.desk.on_marker(out, conversation.id, reply)
                 buttons = list(out.offered) or buttons
@@ -588,7 +634,8 @@ class Gateway:
             sender = self.senders.get(inbound.channel)
             if sender is None or contact.opted_out:
                 return
-            await self._mark_safety(inbound_id, assess(inbound.text or ""))
+            typed = self._typed.get(inbound_id) or inbound.text or ""
+            await self._mark_safety(inbound_id, assess(typed))
             out = _Out(self, sender, conversation.id, contact, inbound)
             await out.send_content(SAFETY_CONTENT[intent], source="safety")
             # Alert a person now, not once earlier messages are answered (Rasa may be

@@ -31,6 +31,7 @@ from bot.gateway import Gateway
 from bot.handoff import console
 from bot.handoff import sms as coordinator_sms
 from bot.handoff import telegram as coordinator_telegram
+from bot.privacy import crypto, retention
 from bot.rasa_client import RasaClient
 from bot.services import api as services_api
 from bot.services import console as services_console
@@ -50,8 +51,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Encryption at rest: this app's data keys seal and open (docs/privacy.md).
+        keys = crypto.use(settings.data_keys)
         await asyncio.to_thread(db.migrate, settings.database_url)
         engine = db.create_engine(settings.database_url)
+        crypto.bind(engine, keys)
         rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value())
         gateway = Gateway(settings, db.sessionmaker(engine), rasa)
         gateway.add_sender(web.WebSender(gateway))
@@ -78,13 +82,20 @@ def create_app(
             watchdog.run_periodically(gateway.sessions, settings, stop_notifying)
         )
         timers = asyncio.create_task(gateway.handoffs.run_periodically(stop_notifying))
+        # Retention: purges what is past its retention period (bot/privacy/retention.py).
+        purging = asyncio.create_task(
+            retention.run_periodically(
+                settings, stop_notifying, lambda removed: gateway.forget_all()
+            )
+        )
         try:
             yield
         finally:
             await notify.stop_workers(notifiers, stop_notifying)
             watching.cancel()
             timers.cancel()
-            await asyncio.gather(watching, timers, return_exceptions=True)
+            purging.cancel()  # a purge under way ends after its current batch
+            await asyncio.gather(watching, timers, purging, return_exceptions=True)
             await gateway.stop()
             if app.state.telegram is not None:
                 await telegram.stop(app.state.telegram, settings)

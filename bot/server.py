@@ -24,9 +24,16 @@ def serve(
 ) -> Iterator[str]:
     """Yields the base URL once the app (and its lifespan) has started."""
     port = port or free_port()
-    # No access log: web chat URLs carry the session id, which is a secret.
+    # No access log: web chat URLs carry the session id, which is a secret. No log
+    # config of uvicorn's own: its records go to the root logger's (redacting) handlers.
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", access_log=False
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

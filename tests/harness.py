@@ -166,6 +166,8 @@ def gateway_settings(
         "telegram_mode": "webhook",
         "rasa_timeout": 20.0,
         "rasa_retry_interval": 1.0,
+        # No scheduled purge in the background of other tests (tests/privacy runs it).
+        "retention_interval_minutes": 0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -207,6 +209,11 @@ def database(kind: str, tmp_path: Any) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
 
 
+def tracker_of(rasa_stack: Any) -> dict[str, str]:
+    """The test Rasa's own tracker store: forget-me and the purge delete from it."""
+    return {"rasa_tracker_store_url": f"sqlite:///{rasa_stack.tracker_store_path}"}
+
+
 # -- fixtures (imported by tests/conftest.py) ------------------------------------------
 
 
@@ -216,7 +223,9 @@ def live_gateway(
 ) -> Iterator[LiveGateway]:
     """One gateway for the session: SQLite, the real model, fake Twilio and Telegram."""
     path = tmp_path_factory.mktemp("gateway") / "gateway.db"
-    settings = gateway_settings(f"sqlite:///{path}", rasa_stack.url, rasa_stack.token)
+    settings = gateway_settings(
+        f"sqlite:///{path}", rasa_stack.url, rasa_stack.token, **tracker_of(rasa_stack)
+    )
     with live_gateway_for(settings) as live:
         yield live
 
@@ -227,6 +236,6 @@ def gateway_on(
 ) -> Iterator[LiveGateway]:
     """A fresh gateway per test, on SQLite and on PostgreSQL."""
     with database(request.param, tmp_path) as url:
-        settings = gateway_settings(url, rasa_stack.url, rasa_stack.token)
+        settings = gateway_settings(url, rasa_stack.url, rasa_stack.token, **tracker_of(rasa_stack))
         with live_gateway_for(settings) as live:
             yield live

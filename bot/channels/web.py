@@ -121,6 +121,19 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Nothing from anywhere else: no third-party scripts, fonts, images or trackers, and
+# the page can only talk to the gateway. Nothing is cached.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def chat_page(request: Request, gateway: GatewayDep) -> HTMLResponse:
     return templates.TemplateResponse(
@@ -131,7 +144,7 @@ async def chat_page(request: Request, gateway: GatewayDep) -> HTMLResponse:
             "notice": content.item("web.notice").parts[0],
             "greeting": content.item("assistant.greet").parts[0],
         },
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers=PAGE_HEADERS,
     )
 
 

@@ -293,7 +293,8 @@ def test_an_ended_chat_says_so_and_a_new_one_can_start(page: Page, live_gateway:
 def test_no_serious_accessibility_problems_after_a_conversation(
     chromium: Browser, live_gateway: Any, viewport: dict[str, int]
 ) -> None:
-    context = new_context(chromium, live_gateway.url, viewport=viewport)
+    # axe-core is injected as a script: the page's own policy would refuse it.
+    context = new_context(chromium, live_gateway.url, viewport=viewport, bypass_csp=True)
     try:
         page = context.new_page()
         start_chat(page, live_gateway, "they said no further action, can I challenge it")
@@ -325,3 +326,24 @@ def test_phone_numbers_in_replies_are_tel_links(page: Page, live_gateway: Any) -
     expect(link).to_have_text("999")
     # What the person typed stays plain text, numbers and all.
     expect(page.locator("#transcript .message--user a")).to_have_count(0)
+
+
+def test_the_page_only_talks_to_the_gateway(page: Page, live_gateway: Any) -> None:
+    """No third-party requests (scripts, fonts, analytics), and a policy that forbids them."""
+    origin = live_gateway.url.rstrip("/")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+    with page.expect_response(chat_url(live_gateway)) as loaded:
+        open_chat(page, live_gateway)
+    policy = loaded.value.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy
+    page.get_by_label("Your message").focus()
+    assert send(page, "can I report without giving my name")
+    assert requested and all(
+        url.startswith(origin) or url.startswith("data:") for url in requested
+    ), requested
+    assert not violations, violations

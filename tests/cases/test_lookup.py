@@ -81,10 +81,10 @@ def verified_answer(live: LiveGateway, number: str, reference: str, secret: str)
 
 
 def new_case(
-    live: LiveGateway, *, secret: str = "marigold", linked: bool = True
+    live: LiveGateway, *, secret: str = "marigold", linked: bool = True, number: str | None = None
 ) -> tuple[str, str]:
     """A fresh case (unique reference) with one victim whose phone is linked."""
-    number = fresh_number()
+    number = number or fresh_number()
     reference = fresh_reference()
     with live.db() as session, session.begin():
         case = Case(reference=reference, agency="met", crime_type="burglary", stage="charge")

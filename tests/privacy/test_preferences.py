@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 
 from actions import content
 from bot.cases import notify
-from bot.cases.credentials import hash_secret
 from bot.cases.enrolment import enrolment_text, telegram_link
 from bot.cases.events import add_event
 from bot.cases.models import Case, Notification, Task, Victim, VictimContact
 from bot.cases.working_days import LONDON
 from bot.handoff.models import AuditEntry
 from bot.models import Contact, Conversation, Inbound, InboundState, Outbound
+from tests.cases.test_lookup import ASK_REFERENCE, new_case
 from tests.fakes.telegram_api import callback_update, text_update
 from tests.harness import (
     LiveGateway,
@@ -406,30 +406,15 @@ def test_telegram_buttons_choose_telegram_for_the_next_notification(live: LiveGa
 
 # -- from the assistant: "change how you contact me" -------------------------------------------
 
-ASK_REFERENCE = "what is your crime reference number"
-
 
 def case_for(live: LiveGateway, number: str, secret: str) -> tuple[int, int, str]:
     """A case whose victim has chosen a secret and proved this phone."""
-    reference = fresh_reference()
-    with live.db() as session, session.begin():
-        case = Case(reference=reference, agency="met", crime_type="burglary", stage="charge")
-        session.add(case)
-        session.flush()
-        found = Victim(
-            case_id=case.id,
-            external_id="v",
-            consent_at=datetime.now(UTC),
-            secret_hash=hash_secret(secret),
-        )
-        session.add(found)
-        session.flush()
-        session.add(
-            VictimContact(
-                victim_id=found.id, channel="sms", address=number, verified_at=datetime.now(UTC)
-            )
-        )
-        return case.id, found.id, reference
+    _, reference = new_case(live, secret=secret, number=number)
+    with live.db() as session:
+        victim = session.scalars(
+            select(Victim).join(Case, Case.id == Victim.case_id).where(Case.reference == reference)
+        ).one()
+    return victim.case_id, victim.id, reference
 
 
 @pytest.mark.rasa
