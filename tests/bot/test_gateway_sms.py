@@ -216,8 +216,14 @@ def test_yes_is_an_answer_unless_someone_has_opted_out(live_gateway: LiveGateway
     number = new_number()
     live_gateway.sms(number, "yes")
     wait_until(lambda: live_gateway.twilio.to(number), 1)
-    notes = [r.note for r in rows(live_gateway, Inbound, text="yes")]
-    assert "answered" in notes  # went to Rasa, not treated as opt-in
+    conversation_id = conversation_of(live_gateway, "sms", number).id
+
+    def noted() -> list[str | None]:
+        found = rows(live_gateway, Inbound, conversation_id=conversation_id)
+        return [r.note for r in found if r.note]
+
+    # The note is written once the whole turn is sent: wait for it.
+    assert wait_until(noted, 1) == ["answered"]  # went to Rasa, not treated as opt-in
 
 
 def test_buttons_become_numbered_choices_and_a_number_picks_one(live_gateway: LiveGateway) -> None:
