@@ -240,6 +240,12 @@ class Gateway:
         """Drop every cached contact (after a purge deleted some)."""
         self._known.clear()
 
+    @property
+    def redactor(self) -> redact.Redactor:
+        """Takes personal details out of what is stored and what Rasa gets (built once
+        per configuration, and cached)."""
+        return redact.redactor_for(self.settings.spacy_model, self.settings.crime_reference_pattern)
+
     def add_sender(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
 
@@ -301,7 +307,7 @@ class Gateway:
                     secret = self.desk.should_hold(conversation_id, text)
                     typed = text[:MAX_TEXT] if text and not secret else None
                     # Personal details are redacted before anything is stored.
-                    stored = redact.redact(typed) if typed else None
+                    stored = self.redactor.redact(typed) if typed else None
                     inserted = await session.execute(
                         insert(Inbound)
                         .values(
@@ -416,7 +422,7 @@ class Gateway:
         """Pick up messages left pending by a previous run."""
         self._stopping = False
         # Build the redactor now (a second or two), not on someone's first message.
-        await asyncio.to_thread(redact.default)
+        await asyncio.to_thread(lambda: self.redactor)
         await self.desk.load()
         await self.signposts.load()
         async with self.sessions() as session:
@@ -563,7 +569,7 @@ class Gateway:
             await self.handoffs.resume_rasa(conversation.id, conversation.rasa_sender)
         # Typed text never reaches Rasa as an "/intent{...}" command, and Rasa's
         # tracker gets it redacted, keeping only what a flow needs (a crime reference).
-        for_rasa = redact.redact(text, keep=FOR_RASA).lstrip("/").strip()
+        for_rasa = self.redactor.redact(text, keep=FOR_RASA).lstrip("/").strip()
         message = (
             (outcome.forward if outcome else None)
             or payload

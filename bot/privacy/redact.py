@@ -317,12 +317,17 @@ class Redactor:
 
 
 @cache
+def redactor_for(model: str | None, reference_pattern: str) -> Redactor:
+    """One redactor per configuration: building one takes a few hundred milliseconds."""
+    return Redactor(model, reference_pattern=reference_pattern)
+
+
 def default() -> Redactor:
     """The app's redactor, with the configured spaCy model and crime reference pattern."""
     from bot.config import get_settings
 
     settings = get_settings()
-    return Redactor(settings.spacy_model, reference_pattern=settings.crime_reference_pattern)
+    return redactor_for(settings.spacy_model, settings.crime_reference_pattern)
 
 
 def redact(text: str, keep: Collection[str] = ()) -> str:
