@@ -603,8 +603,11 @@ class Gateway:
         # The gateway already sent the emergency reply; don't send it twice.
         skip = await out.sent_texts() if intent or out.held else set()
         buttons: list[dict[str, str]] = []
+        batch: list[Reply] = []  # replies in a row are sent together (fewer transactions)
         for reply in replies:
             if isinstance(reply, dict):
+                await out.send_all(batch, source="bot")
+                batch = []
                 if "handoff" in reply or "feedback" in reply:
                     await self.handoffs.on_marker(out, conversation.id, reply, stored or text)
                 elif SIGNPOST_MARKERS.intersection(reply):
@@ -617,9 +620,10 @@ class Gateway:
                 continue
             if reply.text in skip and not reply.buttons:
                 continue
-            await out.send(reply, source="bot")
+            batch.append(reply)
             if reply.buttons:
                 buttons = list(reply.buttons)
+        await out.send_all(batch, source="bot")
         await self._finish(
             inbound_id,
             "answered",
@@ -748,12 +752,7 @@ class Gateway:
                 out = _Out(self, sender, conversation_id, contact, None)
                 planned.append((index, out, parts))
                 rows += [out.row(part, notice.source) for part in parts]
-            ids: list[int] = []
-            if rows:
-                inserted = await session.execute(
-                    insert(Outbound).returning(Outbound.id, sort_by_parameter_order=True), rows
-                )
-                ids = list(inserted.scalars())
+            ids = await _insert_outbound(session, rows) if rows else []
         if len(self._known) > 100_000:
             self._known.clear()
         self._known.update({key: conversation_id for key, (_, conversation_id) in known.items()})
@@ -1010,19 +1009,25 @@ class _Out:
             await self.send(Reply(part), source=source)
 
     async def send(self, reply: Reply, *, source: str) -> None:
-        if self.stopped:
+        await self.send_all([reply], source=source)
+
+    async def send_all(self, replies: Sequence[Reply], *, source: str) -> None:
+        """Send replies in order, in two transactions however many parts they make: every
+        part's row is stored before the first goes out, then how they went. Parts after
+        an opt-out or an error were never sent, so their rows are dropped; the error is
+        raised once that is stored."""
+        if self.stopped or not replies:
             return
-        if reply.buttons:
-            self.offered = reply.buttons
-        for rendered in self.sender.render(reply):
-            async with self.gateway.sessions() as session, session.begin():
-                row = Outbound(**self.row(rendered, source))
-                session.add(row)
-                await session.flush()
-                outbound_id = row.id
-            await self._deliver(outbound_id, rendered)
-            if self.stopped:
-                return
+        for reply in replies:
+            if reply.buttons:
+                self.offered = reply.buttons
+        parts = [rendered for reply in replies for rendered in self.sender.render(reply)]
+        async with self.gateway.sessions() as session, session.begin():
+            ids = await _insert_outbound(session, [self.row(part, source) for part in parts])
+        sent = await self.attempt_all(list(zip(ids, parts, strict=True)))
+        await self.gateway._store_sent([sent])
+        if sent[2] is not None:
+            raise sent[2]
 
     def row(self, rendered: Rendered, source: str) -> dict[str, Any]:
         """The outbound row's values for one message, before it is sent."""
@@ -1035,11 +1040,6 @@ class _Out:
             "text": _CODE.sub("******", rendered.text) if source in CODE_SOURCES else rendered.text,
             "buttons": rendered.buttons,
         }
-
-    async def _deliver(self, outbound_id: int, rendered: Rendered) -> None:
-        delivery = await self._attempt(outbound_id, rendered)
-        async with self.gateway.sessions() as session, session.begin():
-            await _store(session, [delivery])
 
     async def attempt_all(self, parts: Sequence[tuple[int, Rendered]]) -> _Attempted:
         """Send stored messages in order, as `send` would, without writing their results:
@@ -1106,6 +1106,14 @@ _STORE_STATUS = (
     .where(Outbound.id == bindparam("d_id"), Outbound.status_rank < bindparam("d_rank"))
     .values(status=bindparam("d_status"), status_rank=bindparam("d_rank"))
 )
+
+
+async def _insert_outbound(session: AsyncSession, rows: list[dict[str, Any]]) -> list[int]:
+    """Store outbound rows (before they are sent) in one statement; their ids, in order."""
+    inserted = await session.execute(
+        insert(Outbound).returning(Outbound.id, sort_by_parameter_order=True), rows
+    )
+    return list(inserted.scalars())
 
 
 async def _store(session: AsyncSession, deliveries: Sequence[_Delivery]) -> None:

@@ -624,8 +624,7 @@ class CaseDesk:
         if replies is None:
             await out.send_content("case.verify.needed", source="system")
             return
-        for reply in replies:
-            await out.send(reply, source="bot")
+        await out.send_all(replies, source="bot")
 
     # -- state ------------------------------------------------------------------------
 

@@ -4,19 +4,31 @@ fake of Twilio's API, and the real Rasa model behind the gateway."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session
 from twilio.request_validator import RequestValidator
 
 from actions import content
 from bot.channels.sms_text import segments
 from bot.db import sync_url
-from bot.models import Contact, Inbound, Outbound
+from bot.gateway import Reply, _Out
+from bot.models import Channel, Contact, Inbound, Outbound
 from tests.fakes.twilio_api import AUTH_TOKEN
 from tests.handoff.conftest import conversation_of, coordinator
-from tests.harness import FROM_NUMBER, PUBLIC_URL, LiveGateway, fresh_number, wait_until
+from tests.harness import (
+    FROM_NUMBER,
+    PUBLIC_URL,
+    LiveGateway,
+    database,
+    fresh_number,
+    gateway_settings,
+    live_gateway_for,
+    wait_until,
+)
 
 pytestmark = pytest.mark.rasa
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
@@ -328,3 +340,82 @@ def test_a_person_owned_conversation_still_gets_the_emergency_route(
     )
     assert len(notes) == 2  # neither went to Rasa
     assert not any("bail" in r.lower() for r in live_gateway.twilio.to(number))
+
+
+# -- several messages at once, without the assistant ---------------------------------------
+
+NO_RASA = "http://127.0.0.1:9"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def no_rasa(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveGateway]:
+    with (
+        database(request.param, tmp_path) as url,
+        live_gateway_for(gateway_settings(url, NO_RASA, "token")) as live,
+    ):
+        yield live
+
+
+def out_to(live: LiveGateway, number: str) -> _Out:
+    gateway = live.gateway
+
+    async def make() -> _Out:
+        async with gateway.sessions() as session, session.begin():
+            conversation = await gateway.conversation_for(session, Channel.SMS, number)
+            contact = await session.get(Contact, conversation.contact_id)
+        assert contact is not None
+        return _Out(gateway, gateway.senders[Channel.SMS], conversation.id, contact, None)
+
+    return live.run(make())
+
+
+THREE = [Reply("First, the news."), Reply("Second, what it means."), Reply("Third, what next.")]
+
+
+def test_several_replies_are_stored_in_two_transactions_and_sent_in_order(
+    no_rasa: LiveGateway,
+) -> None:
+    number = new_number()
+    out = out_to(no_rasa, number)
+    engine = no_rasa.gateway.sessions.kw["bind"].sync_engine
+    began: list[object] = []
+
+    def count(connection: object) -> None:
+        began.append(connection)
+
+    event.listen(engine, "begin", count)
+    try:
+        no_rasa.run(out.send_all(THREE, source="bot"))
+    finally:
+        event.remove(engine, "begin", count)
+    # One stores every row before anything goes out; one stores how they went.
+    assert len(began) == 2
+    sent = [m for m in no_rasa.twilio.sent if m["To"] == number]
+    assert [m["Body"] for m in sent] == [r.text for r in THREE]
+    stored = sorted(rows(no_rasa, Outbound, channel="sms"), key=lambda r: r.id)
+    stored = [r for r in stored if r.conversation_id == out.conversation_id]
+    assert [r.text for r in stored] == [r.text for r in THREE]
+    assert [r.provider_id for r in stored] == [m["sid"] for m in sent]
+    assert all(r.status == "queued" and r.attempts == 1 for r in stored)
+
+
+def test_an_opt_out_part_way_keeps_what_was_tried_and_drops_the_rest(
+    no_rasa: LiveGateway,
+) -> None:
+    number = new_number()
+    out = out_to(no_rasa, number)
+    no_rasa.twilio.fail_next.extend([0, 21610])  # the first goes; the second: opted out
+    no_rasa.run(out.send_all(THREE, source="bot"))
+    assert no_rasa.twilio.to(number) == [THREE[0].text]
+    stored = sorted(
+        (r for r in rows(no_rasa, Outbound) if r.conversation_id == out.conversation_id),
+        key=lambda r: r.id,
+    )
+    assert [(r.text, r.status, r.error_code) for r in stored] == [
+        (THREE[0].text, "queued", None),
+        (THREE[1].text, "failed", "21610"),
+    ]
+    (contact,) = rows(no_rasa, Contact, address=number)
+    assert contact.opted_out
+    no_rasa.run(out.send_all(THREE, source="bot"))  # nothing more once stopped
+    assert no_rasa.twilio.to(number) == [THREE[0].text]

@@ -42,7 +42,7 @@ def redirected_http_client(base_url: str) -> TwilioHttp:
 class FakeTwilio:
     url: str = ""
     sent: list[dict[str, str]] = field(default_factory=list)
-    # Error codes to return for the next sends, e.g. [21610] or [500].
+    # Error codes to return for the next sends, e.g. [21610] or [500]; 0 sends that one.
     fail_next: list[int] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,8 +58,8 @@ class FakeTwilio:
         async def create(account: str, request: Request) -> JSONResponse:
             form = dict((await request.form()).items())
             with self._arrived:
-                if self.fail_next:
-                    code = self.fail_next.pop(0)
+                code = self.fail_next.pop(0) if self.fail_next else 0
+                if code:  # 0 in fail_next: this one goes through
                     status = code if code < 1000 else 400
                     return JSONResponse(
                         {"code": code, "message": f"fake error {code}", "status": status},
