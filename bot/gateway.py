@@ -1022,6 +1022,8 @@ class _Out:
             if reply.buttons:
                 self.offered = reply.buttons
         parts = [rendered for reply in replies for rendered in self.sender.render(reply)]
+        if not parts:  # an empty text on SMS renders to nothing: nothing to store or send
+            return
         async with self.gateway.sessions() as session, session.begin():
             ids = await _insert_outbound(session, [self.row(part, source) for part in parts])
         sent = await self.attempt_all(list(zip(ids, parts, strict=True)))

@@ -419,3 +419,12 @@ def test_an_opt_out_part_way_keeps_what_was_tried_and_drops_the_rest(
     assert contact.opted_out
     no_rasa.run(out.send_all(THREE, source="bot"))  # nothing more once stopped
     assert no_rasa.twilio.to(number) == [THREE[0].text]
+
+
+def test_an_empty_reply_stores_and_sends_nothing(no_rasa: LiveGateway) -> None:
+    number = new_number()
+    out = out_to(no_rasa, number)
+    no_rasa.run(out.send_all([Reply(""), Reply("  ")], source="bot"))
+    no_rasa.run(out.send_all([], source="bot"))
+    assert no_rasa.twilio.to(number) == []
+    assert [r for r in rows(no_rasa, Outbound) if r.conversation_id == out.conversation_id] == []
