@@ -46,11 +46,11 @@ from bot.cases.models import (
     Case,
     CaseEvent,
     OneTimeCode,
-    Task,
     VerificationAttempt,
     Victim,
     VictimContact,
 )
+from bot.cases.tasks import add_task_once
 from bot.models import Channel, Contact, Conversation, Inbound
 from safety import assess, forced_intent
 
@@ -444,25 +444,20 @@ class CaseDesk:
         self, session: AsyncSession, case_id: int | None, conversation_id: int, now: datetime
     ) -> None:
         subject = f"case{case_id}" if case_id else f"conversation{conversation_id}"
-        key = f"locked:{subject}:{now.date().isoformat()}"
-        if await session.scalar(select(Task.id).where(Task.dedupe_key == key)):
-            return
-        logger.warning("Case look-ups locked after failed checks (%s)", subject)
-        session.add(
-            Task(
-                kind="verification_locked",
-                dedupe_key=key,
-                priority=1,
-                case_id=case_id,
-                conversation_id=conversation_id,
-                detail=(
-                    "Case look-ups locked after too many failed checks. The victim may need "
-                    "a call, or their PIN or word reset."
-                ),
-                due_at=now,
-                created_at=now,
-            )
-        )
+        if await add_task_once(
+            session,
+            key=f"locked:{subject}:{now.date().isoformat()}",
+            kind="verification_locked",
+            detail=(
+                "Case look-ups locked after too many failed checks. The victim may need "
+                "a call, or their PIN or word reset."
+            ),
+            now=now,
+            priority=1,
+            case_id=case_id,
+            conversation_id=conversation_id,
+        ):
+            logger.warning("Case look-ups locked after failed checks (%s)", subject)
 
     async def _verify(
         self, session: AsyncSession, conversation_id: int, victim_id: int, now: datetime

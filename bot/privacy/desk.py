@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from actions import content
-from bot.cases.models import Case, Task, TaskState, Victim, VictimContact
+from bot.cases.models import Case, TaskState, Victim, VictimContact
+from bot.cases.tasks import add_task_once
 from bot.models import Channel, Contact, Conversation
 from bot.privacy.erase import REACHED_SERVICE, forget_conversation
 from bot.services.models import Referral
@@ -222,22 +223,16 @@ class PrivacyDesk:
             )
             for victim in victims.unique().all():
                 victim.paused = True
-                key = f"stop_signal:victim{victim.id}:{now.date().isoformat()}"
-                if await session.scalar(select(Task.id).where(Task.dedupe_key == key)):
-                    continue
-                session.add(
-                    Task(
-                        kind="stop_signal",
-                        dedupe_key=key,
-                        priority=0,
-                        state=TaskState.OPEN,
-                        case_id=victim.case_id,
-                        detail=STOP_TASK,
-                        due_at=now,
-                        created_at=now,
-                    )
+                made += await add_task_once(
+                    session,
+                    key=f"stop_signal:victim{victim.id}:{now.date().isoformat()}",
+                    kind="stop_signal",
+                    detail=STOP_TASK,
+                    now=now,
+                    priority=0,
+                    state=TaskState.OPEN,
+                    case_id=victim.case_id,
                 )
-                made += 1
         if made:
             logger.warning("STOP from a victim's address: messages paused, %d urgent task(s)", made)
             self.gateway.handoffs.broadcast({"type": "tasks"})

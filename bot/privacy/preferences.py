@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from actions import content
-from bot.cases.models import Task, Victim, VictimContact
+from bot.cases.models import Victim, VictimContact
+from bot.cases.tasks import add_task_once
 from bot.gateway import Reply
 from bot.handoff import audit
 from bot.models import Conversation, Owner
@@ -335,24 +336,19 @@ class PreferencesDesk:
         session: AsyncSession, victim: Victim, conversation_id: int, now: datetime
     ) -> None:
         """Nobody asks for an advocate's details in chat: a coordinator gets them."""
-        key = f"advocate:{victim.id}:{now.date().isoformat()}"
-        if await session.scalar(select(Task.id).where(Task.dedupe_key == key)):
-            return
-        session.add(
-            Task(
-                kind="advocate_details",
-                dedupe_key=key,
-                priority=1,
-                case_id=victim.case_id,
-                conversation_id=conversation_id,
-                detail=(
-                    "A victim asked for case news to go through their advocate. Waymark has no "
-                    "advocate details. Ask the agency to add them. Until then, news goes to "
-                    "the victim."
-                ),
-                due_at=now,
-                created_at=now,
-            )
+        await add_task_once(
+            session,
+            key=f"advocate:{victim.id}:{now.date().isoformat()}",
+            kind="advocate_details",
+            detail=(
+                "A victim asked for case news to go through their advocate. Waymark has no "
+                "advocate details. Ask the agency to add them. Until then, news goes to "
+                "the victim."
+            ),
+            now=now,
+            priority=1,
+            case_id=victim.case_id,
+            conversation_id=conversation_id,
         )
 
     @staticmethod
